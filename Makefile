@@ -1,0 +1,37 @@
+# hwface: every dependency is installed by this file and pyproject.toml, never by hand.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Debian packages: cross linker for linux-arm64, user-mode QEMU + debootstrap for the
+# emulated AArch64 device, OpenSSH server for the SSH bootstrap tests.
+SYSDEPS := g++-aarch64-linux-gnu qemu-user-static debootstrap openssh-server binutils
+PYTEST_ARGS ?=
+
+.PHONY: test demo venv sysdeps clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+sysdeps:
+	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test: venv sysdeps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: venv sysdeps
+	$(VENV)/bin/hwface models
+	$(VENV)/bin/hwface inspect seesaw_share
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,51 @@
+"""The ``hwface`` command: parses arguments, calls the Python API, maps errors to exit codes.
+
+Each command lives in a module of this package exposing ``register(subparsers)``;
+heavy libraries (torch, tvm, xgboost) are imported inside the commands so that
+``hwface --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from hwface import __version__
+from hwface.errors import HwfaceError
+
+COMMAND_MODULES = (
+    "hwface.cli.models_cmd",
+)
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hwface",
+        description="Hardware-aware compiler and latency models for lightweight face-recognition CNNs.",
+    )
+    parser.add_argument("--version", action="version", version=f"hwface {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HwfaceError as exc:
+        print(f"hwface: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("hwface: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

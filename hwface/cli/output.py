@@ -1,0 +1,61 @@
+"""Rendering rows for people (table) and for scripts (json, csv)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Sequence, TextIO
+
+FORMATS = ("table", "json", "csv")
+
+
+def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str] | None = None,
+         out: TextIO | None = None, title: str | None = None) -> None:
+    """Write ``rows`` as a rich table, a JSON list of objects, or CSV.
+
+    ``columns`` picks and orders the table/CSV columns; JSON always carries every key.
+    """
+    out = out or sys.stdout
+    if fmt == "json":
+        json.dump(list(rows), out, indent=2, default=_jsonable)
+        out.write("\n")
+        return
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows))
+    if columns is not None and len(frame):
+        frame = frame[list(columns)]
+    if fmt == "csv":
+        frame.to_csv(out, index=False)
+        return
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r}")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
+    for _, row in frame.iterrows():
+        table.add_row(*[_cell(v) for v in row])
+    Console(file=out, width=max(100, Console(file=out).width)).print(table)
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, (list, tuple)):
+        return "x".join(str(x) for x in v)
+    return str(v)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return list(v)
+    if hasattr(v, "item"):
+        return v.item()
+    return str(v)
