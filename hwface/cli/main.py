@@ -16,6 +16,7 @@ from hwface.errors import HwfaceError
 
 COMMAND_MODULES = (
     "hwface.cli.models_cmd",
+    "hwface.cli.compile_cmd",
 )
 
 EXIT_USER_ERROR = 2

@@ -38,7 +38,7 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str] | None
         table.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
     for _, row in frame.iterrows():
         table.add_row(*[_cell(v) for v in row])
-    Console(file=out, width=max(100, Console(file=out).width)).print(table)
+    Console(file=out, width=None if out.isatty() else 220).print(table)
 
 
 def _cell(v: Any) -> str:

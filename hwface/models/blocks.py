@@ -113,15 +113,18 @@ class SqueezeExcite(nn.Module):
         Activation after the reduce conv.
     gate : str
         ``sigmoid`` (default) or ``hsigmoid``.
+    bias : bool
+        Whether the two 1x1 convs carry a bias.
     """
 
-    def __init__(self, ch: int, reduction: int = 4, act: str = "relu", gate: str = "sigmoid") -> None:
+    def __init__(self, ch: int, reduction: int = 4, act: str = "relu", gate: str = "sigmoid",
+                 bias: bool = True) -> None:
         super().__init__()
         hidden = max(1, ch // reduction)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.reduce = nn.Conv2d(ch, hidden, 1, bias=True)
+        self.reduce = nn.Conv2d(ch, hidden, 1, bias=bias)
         self.act = make_act(act, hidden)
-        self.expand = nn.Conv2d(hidden, ch, 1, bias=True)
+        self.expand = nn.Conv2d(hidden, ch, 1, bias=bias)
         self.gate = nn.Hardsigmoid() if gate == "hsigmoid" else nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

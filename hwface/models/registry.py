@@ -163,8 +163,16 @@ def check_input_size(info: ModelInfo, input_size: tuple[int, int]) -> tuple[int,
     return h, w
 
 
-def create_model(name: str, input_size: tuple[int, int] | None = None, **kwargs) -> "nn.Module":
-    """Build a zoo network in eval mode.
+def create_model(
+    name: str, input_size: tuple[int, int] | None = None, seed: int = 0, calibrate: bool = True, **kwargs
+) -> "nn.Module":
+    """Build a zoo network in eval mode, with reproducible weights.
+
+    The zoo carries no trained weights (none can be downloaded here), so every
+    network gets deterministic random weights from ``seed`` and, with
+    ``calibrate``, BatchNorm statistics measured on one fixed random batch: the
+    activations then keep a realistic scale through the whole depth, so parity
+    checks between PyTorch, onnxruntime and TVM compare non-trivial embeddings.
 
     Parameters
     ----------
@@ -173,11 +181,38 @@ def create_model(name: str, input_size: tuple[int, int] | None = None, **kwargs)
     input_size : (int, int), optional
         Input (H, W) in pixels; defaults to the paper's. Networks with a global
         depthwise head size its kernel to the last feature map.
+    seed : int
+        Seed of the weights and of the calibration batch.
+    calibrate : bool
+        Set BatchNorm running statistics from one forward pass (batch of 4).
     **kwargs
         Passed to the family builder.
     """
+    import torch
+
     info = get_model_info(name)
     size = check_input_size(info, input_size or info.input_size)
-    model = info.builder(input_size=size, **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = info.builder(input_size=size, **kwargs)
+        if calibrate:
+            _calibrate_batchnorm(model, size)
     model.eval()
     return model
+
+
+def _calibrate_batchnorm(model: "nn.Module", size: tuple[int, int], batch: int = 4) -> None:
+    import torch
+    from torch import nn
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration pass
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(batch, 3, *size))
+    for m in norms:
+        m.momentum = 0.1

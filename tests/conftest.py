@@ -1,0 +1,59 @@
+"""Shared fixtures: run the CLI in-process or as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``hwface ARGS...`` in-process; returns exit code, stdout, stderr."""
+    from hwface.cli.main import main
+
+    def run(*args: str) -> CliResult:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse errors
+            code = exc.code
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def cli_proc():
+    """Run ``hwface ARGS...`` as a real subprocess (what a user's shell sees)."""
+
+    def run(*args: str, timeout: float = 600, env: dict | None = None) -> CliResult:
+        full_env = {**os.environ, **(env or {})}
+        p = subprocess.run([sys.executable, "-m", "hwface.cli.main", *map(str, args)], capture_output=True,
+                           text=True, timeout=timeout, env=full_env, cwd=REPO)
+        return CliResult(p.returncode, p.stdout, p.stderr)
+
+    return run
+
+
+def assert_one_line_error(res: CliResult, *fragments: str) -> None:
+    """Exit code 2, a single `hwface: error:` line on stderr, no traceback."""
+    assert res.code == 2, (res.code, res.err)
+    lines = [line for line in res.err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("hwface: error:"), res.err
+    assert "Traceback" not in res.err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
