@@ -29,9 +29,14 @@ sysdeps:
 test: venv sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+DEMO_DIR := artifacts/demo
+
 demo: venv sysdeps
 	$(VENV)/bin/hwface models
 	$(VENV)/bin/hwface inspect seesaw_share
+	$(VENV)/bin/hwface compile --model seesaw_share --target host -o $(DEMO_DIR)/seesaw_share-host
+	$(VENV)/bin/hwface compile --model seesaw_share --target linux-arm64 -o $(DEMO_DIR)/seesaw_share-linux-arm64
+	$(VENV)/bin/hwface run $(DEMO_DIR)/seesaw_share-host --check
 
 clean:
 	rm -rf $(VENV) build *.egg-info

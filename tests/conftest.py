@@ -50,10 +50,11 @@ def cli_proc():
 
 
 def assert_one_line_error(res: CliResult, *fragments: str) -> None:
-    """Exit code 2, a single `hwface: error:` line on stderr, no traceback."""
+    """Exit code 2, a one-line `hwface: error:` as the last stderr line (after any progress), no traceback."""
     assert res.code == 2, (res.code, res.err)
     lines = [line for line in res.err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("hwface: error:"), res.err
+    errors = [line for line in lines if line.startswith("hwface: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], res.err
     assert "Traceback" not in res.err
     for f in fragments:
-        assert f in lines[0], (f, lines[0])
+        assert f in errors[0], (f, errors[0])

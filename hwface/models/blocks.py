@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-ACTIVATIONS = ("relu", "prelu", "swish", "hswish", "sigmoid", "none")
+ACTIVATIONS = ("relu", "relu6", "prelu", "swish", "hswish", "sigmoid", "none")
 
 
 def make_act(kind: str, channels: int) -> nn.Module:
@@ -22,13 +22,15 @@ def make_act(kind: str, channels: int) -> nn.Module:
     Parameters
     ----------
     kind : str
-        One of ``relu``, ``prelu`` (one slope per channel), ``swish`` (SiLU),
+        One of ``relu``, ``relu6``, ``prelu`` (one slope per channel), ``swish`` (SiLU),
         ``hswish``, ``sigmoid``, ``none``.
     channels : int
         Channel count (used by PReLU).
     """
     if kind == "relu":
         return nn.ReLU(inplace=True)
+    if kind == "relu6":
+        return nn.ReLU6(inplace=True)
     if kind == "prelu":
         return nn.PReLU(channels)
     if kind == "swish":

@@ -1,0 +1,108 @@
+"""Compile: every zoo network for the host matches PyTorch; cross-compiled artifacts are AArch64 ELF."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from hwface.compile import compile_artifact, load_artifact
+from hwface.compile.artifact import ArtifactError
+from hwface.compile.elf import elf_machine
+from hwface.measure.local_run import load_input, run_local
+from hwface.models import create_model, list_models
+from tests.conftest import assert_one_line_error
+
+
+def _parity_ok(got: np.ndarray, ref: np.ndarray) -> bool:
+    diff = float(np.abs(got - ref).max())
+    return diff <= 1e-4 or diff <= 1e-4 * float(np.linalg.norm(ref))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_host_artifact_matches_pytorch(name, tmp_path):
+    art = compile_artifact(tmp_path / name, target="host", model=name)
+    m = art.manifest
+    assert m.so_sha256 and m.model == name and m.target_name == "host" and m.kernels > 0
+    assert (tmp_path / name / "model.onnx").is_file()
+    assert elf_machine(art.so_path) == "x86_64"
+    result = run_local(art.directory, timed=False)
+    x = load_input(art, None)
+    with torch.no_grad():
+        ref = create_model(name, input_size=tuple(m.input["shape"][2:]))(torch.from_numpy(x)).numpy()
+    assert result.output.shape == ref.shape == tuple(m.output["shape"])
+    assert _parity_ok(result.output, ref), float(np.abs(result.output - ref).max())
+
+
+@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-g++") is None, reason="needs `make sysdeps`")
+def test_linux_arm64_artifact_is_aarch64_elf(tmp_path):
+    art = compile_artifact(tmp_path / "a", target="linux-arm64", model="mobilefacenet")
+    assert elf_machine(art.so_path) == "aarch64"
+    assert art.manifest.target["mtriple"] == "aarch64-linux-gnu"
+
+
+@pytest.mark.skipif("TVM_NDK_CC" not in os.environ, reason="set TVM_NDK_CC to an Android NDK clang++")
+def test_android_arm64_artifact_is_aarch64_elf(tmp_path):
+    art = compile_artifact(tmp_path / "a", target="android-arm64", model="mobilefacenet")
+    assert elf_machine(art.so_path) == "aarch64"
+
+
+def test_android_without_ndk_says_how_to_get_it(cli_proc, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TVM_NDK_CC"}
+    res = cli_proc("compile", "--model", "mobilefacenet", "--target", "android-arm64", "-o", tmp_path / "a",
+                   env={**env, "TVM_NDK_CC": ""})
+    assert_one_line_error(res, "TVM_NDK_CC")
+
+
+def test_missing_cross_compiler_named(cli_proc, tmp_path):
+    target = tmp_path / "odd.toml"
+    target.write_text('description = "x"\nkind = "cpu"\nrpc_key = "odd"\ncross_compiler = "riscv64-nowhere-g++"\n'
+                      '[target]\nkind = "llvm"\nmtriple = "riscv64-linux-gnu"\n')
+    res = cli_proc("compile", "--model", "mobilefacenet", "--target", target, "-o", tmp_path / "a")
+    assert_one_line_error(res, "riscv64-nowhere-g++")
+
+
+@pytest.fixture(scope="module")
+def host_artifact(tmp_path_factory):
+    return compile_artifact(tmp_path_factory.mktemp("art") / "mfn", target="host", model="mobilefacenet")
+
+
+def test_run_cli_reports_latency_and_check(cli, host_artifact):
+    res = cli("run", host_artifact.directory, "--check", "--format", "json")
+    assert res.code == 0, res.err
+    report = json.loads(res.out)
+    assert report["check"]["match"] and report["check"]["reference"] == "PyTorch"
+    assert report["latency_ms"]["median"] > 0 and report["latency_ms"]["samples"] >= 5
+    assert report["output"]["shape"] == [1, 128] and report["output"]["l2_norm"] > 0
+
+
+def test_run_with_input_file(cli, host_artifact, tmp_path):
+    x = np.random.default_rng(3).standard_normal((1, 3, 112, 112)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    res = cli("run", host_artifact.directory, "--input", tmp_path / "x.npy", "--check")
+    assert res.code == 0 and "match" in res.out
+    np.save(tmp_path / "bad.npy", x[:, :, :100])
+    assert_one_line_error(cli("run", host_artifact.directory, "--input", tmp_path / "bad.npy"), "expects")
+
+
+def test_tampered_so_is_refused(cli_proc, host_artifact, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(host_artifact.directory, copy)
+    data = bytearray((copy / "model.so").read_bytes())
+    data[-100] ^= 0xFF
+    (copy / "model.so").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="does not match"):
+        load_artifact(copy)
+    assert_one_line_error(cli_proc("run", copy), "refusing")
+
+
+def test_foreign_arch_artifact_is_refused_here(tmp_path):
+    if shutil.which("aarch64-linux-gnu-g++") is None:
+        pytest.skip("needs `make sysdeps`")
+    art = compile_artifact(tmp_path / "arm", target="linux-arm64", model="mobilefacenet_s")
+    with pytest.raises(Exception, match="aarch64"):
+        run_local(art.directory)
