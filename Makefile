@@ -37,6 +37,7 @@ demo: venv sysdeps
 	$(VENV)/bin/hwface compile --model seesaw_share --target host -o $(DEMO_DIR)/seesaw_share-host
 	$(VENV)/bin/hwface compile --model seesaw_share --target linux-arm64 -o $(DEMO_DIR)/seesaw_share-linux-arm64
 	$(VENV)/bin/hwface run $(DEMO_DIR)/seesaw_share-host --check
+	$(VENV)/bin/hwface run $(DEMO_DIR)/seesaw_share-host --rpc --check
 
 clean:
 	rm -rf $(VENV) build *.egg-info

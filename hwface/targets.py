@@ -157,6 +157,16 @@ def list_targets() -> list[str]:
     return sorted(p.stem for p in targets_dir().glob("*.toml"))
 
 
+def target_for_key(key: str) -> TargetSpec:
+    """The shipped target whose ``rpc_key`` is ``key``; raises :class:`TargetError` when none is."""
+    for name in list_targets():
+        spec = load_target(name)
+        if spec.rpc_key == key:
+            return spec
+    keys = sorted({load_target(n).rpc_key for n in list_targets()})
+    raise TargetError(f"no target file has rpc_key {key!r} (known: {', '.join(keys)}); pass --tracker HOST:PORT")
+
+
 def load_target(name_or_path: str | os.PathLike) -> TargetSpec:
     """Load and validate a target by name (``targets/<name>.toml``) or by file path.
 

@@ -35,7 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("artifact", help="artifact directory made by `hwface compile`")
     p.add_argument("--input", help=".npy input (default: a reproducible random face-crop-like input)")
     p.add_argument("--tracker", help="RPC tracker HOST:PORT: run on a device instead of here")
-    p.add_argument("--key", help="device key at the tracker (default: the target's rpc_key)")
+    p.add_argument("--key", help="device key at the tracker (default: the artifact target's rpc_key); without "
+                                 "--tracker, hwface starts the device itself where it can (host, arm64-qemu)")
+    p.add_argument("--rpc", action="store_true",
+                   help="run over RPC even without --tracker/--key: through the embedded device of the artifact's target")
     p.add_argument("--check", action="store_true", help="compare the output with PyTorch (zoo) or onnxruntime")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a device (default 120)")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -84,13 +87,13 @@ def run_compile(args: argparse.Namespace) -> int:
 def run_run(args: argparse.Namespace) -> int:
     from hwface.measure.local_run import output_summary, run_local
 
-    if args.key and not args.tracker:
-        raise HwfaceError("--key needs --tracker HOST:PORT")
     if args.tracker:
         from hwface.rpc.remote import run_remote
 
         result = run_remote(args.artifact, tracker=args.tracker, key=args.key, input_path=args.input,
                             timeout_s=args.timeout)
+    elif args.key or args.rpc:
+        result = _run_on_started_device(args)
     else:
         result = run_local(args.artifact, args.input)
     report = {"device": result.device, "emulated": result.emulated, "output": output_summary(result.output)}
@@ -109,11 +112,29 @@ def run_run(args: argparse.Namespace) -> int:
             print(f"latency: median {lat['median']:.3f} ms (p10 {lat['p10']:.3f}, p90 {lat['p90']:.3f}, "
                   f"{lat['samples']} samples)")
         elif result.emulated:
-            print("latency: not reported (emulated device: timings mean nothing)")
+            from hwface.rpc.remote import EMULATED_NOTE
+
+            print(f"latency: {EMULATED_NOTE}")
         if "check" in report:
             c = report["check"]
             print(f"check vs {c['reference']}: max abs diff {c['max_abs_diff']:.3e} -> {'match' if c['match'] else 'MISMATCH'}")
     return 0 if report.get("check", {}).get("match", True) else 1
+
+
+def _run_on_started_device(args: argparse.Namespace):
+    """Run on a device hwface starts itself: the embedded host device or the emulated AArch64 one."""
+    from hwface.compile.artifact import load_artifact
+    from hwface.rpc.embedded import device_for
+    from hwface.rpc.remote import run_remote
+    from hwface.targets import load_target, target_for_key
+
+    spec = target_for_key(args.key) if args.key else load_target(load_artifact(args.artifact).manifest.target_name)
+    if not (spec.is_host or spec.emulated):
+        raise HwfaceError(f"hwface cannot start a {spec.rpc_key!r} device: pass --tracker HOST:PORT")
+    print(f"- starting a private {spec.rpc_key!r} device on 127.0.0.1", file=sys.stderr)
+    with device_for(spec, None) as ep:
+        return run_remote(args.artifact, tracker=f"{ep.tracker_host}:{ep.tracker_port}", key=ep.key,
+                          input_path=args.input, timeout_s=args.timeout)
 
 
 def check_output(artifact_dir: str, input_path: str | None, output) -> dict:
@@ -126,6 +147,7 @@ def check_output(artifact_dir: str, input_path: str | None, output) -> dict:
 
     artifact = load_artifact(artifact_dir)
     x = load_input(artifact, input_path)
+    onnx_ref = run_onnxruntime(artifact.onnx_path, x)
     if artifact.manifest.model:
         import torch
 
@@ -134,10 +156,26 @@ def check_output(artifact_dir: str, input_path: str | None, output) -> dict:
         size = tuple(artifact.manifest.input["shape"][2:])
         with torch.no_grad():
             ref = create_model(artifact.manifest.model, input_size=size)(torch.from_numpy(x)).numpy()
+        if not _close(onnx_ref, ref):
+            raise HwfaceError(
+                f"{artifact_dir} was built from another definition of {artifact.manifest.model} than this hwface's "
+                "(its model.onnx disagrees with PyTorch): recompile it"
+            )
         reference = "PyTorch"
     else:
-        ref = run_onnxruntime(artifact.onnx_path, x)
-        reference = "onnxruntime"
+        ref, reference = onnx_ref, "onnxruntime"
     diff = float(np.abs(np.asarray(output) - ref).max())
-    tol = max(1e-4, 1e-4 * float(np.linalg.norm(ref)))
-    return {"reference": reference, "max_abs_diff": diff, "tolerance": tol, "match": diff <= tol}
+    return {"reference": reference, "max_abs_diff": diff, "tolerance": _tolerance(ref), "match": _close(output, ref)}
+
+
+def _tolerance(ref) -> float:
+    """Max abs difference accepted: 1e-4, or 1e-4 of the reference's L2 norm when that is larger."""
+    import numpy as np
+
+    return max(1e-4, 1e-4 * float(np.linalg.norm(ref)))
+
+
+def _close(a, b) -> bool:
+    import numpy as np
+
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max()) <= _tolerance(b)

@@ -17,6 +17,8 @@ from hwface.errors import HwfaceError
 COMMAND_MODULES = (
     "hwface.cli.models_cmd",
     "hwface.cli.compile_cmd",
+    "hwface.cli.rpc_cmd",
+    "hwface.cli.device_cmd",
 )
 
 EXIT_USER_ERROR = 2

@@ -162,15 +162,39 @@ def list_devices(tracker: str | tuple[str, int], timeout_s: float = 5.0) -> list
 
 def server_registered(tracker: str | tuple[str, int], key: str, port: int | None = None,
                       timeout_s: float = 2.0) -> bool:
-    """True when a server under ``key`` (listening on ``port``, if given) is registered and free."""
-    try:
-        data = tracker_summary(tracker, timeout_s)
-    except TrackerUnreachable:
-        return False
-    for item in data.get("server_info", []):
-        if item.get("key") == f"server:{key}" and (port is None or int(item["addr"][1]) == port):
-            return int(data.get("queue_info", {}).get(key, {}).get("free", 0)) > 0
-    return False
+    """True when a server under ``key`` (listening on ``port``, if given) is listed at the tracker
+    and every listed server of that key is free.
+
+    A server announces itself (listed) and offers itself (free) in two messages a few
+    milliseconds apart; the tracker's summary does not say which server is free, so
+    callers that may see busy servers of the same key use :class:`RegistrationWatch`.
+    """
+    return RegistrationWatch(tracker, key, port, timeout_s).ready()
+
+
+class RegistrationWatch:
+    """Polls whether a server has registered: listed, and either all servers of its key are
+    free or it has been listed for ``grace_s`` seconds (its offer follows the listing at once)."""
+
+    def __init__(self, tracker: str | tuple[str, int], key: str, port: int | None = None,
+                 timeout_s: float = 2.0, grace_s: float = 1.0):
+        self.tracker, self.key, self.port, self.timeout_s, self.grace_s = tracker, key, port, timeout_s, grace_s
+        self._listed_at: float | None = None
+
+    def ready(self) -> bool:
+        import time
+
+        try:
+            data = tracker_summary(self.tracker, self.timeout_s)
+        except TrackerUnreachable:
+            return False
+        mine = [i for i in data.get("server_info", []) if i.get("key") == f"server:{self.key}"]
+        if not any(self.port is None or int(i["addr"][1]) == self.port for i in mine):
+            return False
+        if self._listed_at is None:
+            self._listed_at = time.monotonic()
+        free = int(data.get("queue_info", {}).get(self.key, {}).get("free", 0))
+        return free >= len(mine) or (free > 0 and time.monotonic() - self._listed_at >= self.grace_s)
 
 
 @dataclass

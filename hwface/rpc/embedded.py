@@ -83,10 +83,13 @@ def embedded_device(key: str = "host", n_servers: int = 1, log_dir: Path | None 
     started: list = []
     try:
         with sigterm_as_interrupt():
-            tracker = start_tracker(procs.LOOPBACK, log_dir=logs)
+            # start everything at once (each process spends seconds importing TVM), then wait
+            tracker = start_tracker(procs.LOOPBACK, log_dir=logs, wait=False)
             started.append(tracker)
             for _ in range(n_servers):
-                started.append(start_server(tracker.address, key, procs.LOOPBACK, log_dir=logs))
+                started.append(start_server(tracker.address, key, procs.LOOPBACK, log_dir=logs, wait=False))
+            for p in started:
+                p.wait_ready()
             yield DeviceEndpoint(procs.LOOPBACK, tracker.port, key)
     finally:
         for p in reversed(started):

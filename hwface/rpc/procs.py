@@ -192,6 +192,8 @@ def run_foreground(procs: Sequence[ManagedProcess]) -> int:
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, _term)
+    # Ctrl-C must stop the group even when SIGINT was ignored at start (e.g. `cmd &` in a script)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
         while all(p.alive() for p in procs):
@@ -205,4 +207,5 @@ def run_foreground(procs: Sequence[ManagedProcess]) -> int:
         for p in reversed(procs):
             p.stop()
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
     return code

@@ -197,10 +197,14 @@ def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bo
         out = y.numpy()
         latency = time_vm_main(vm, dev, [arg]) if timed else None
     except Exception as exc:
-        raise DeviceLost(f"device {session.name} failed while running {so_path.name}: {_first_line(exc)}") from None
+        msg = _first_line(exc)
+        if _lost(msg):
+            raise DeviceLost(f"device {session.name} dropped the session while running {so_path.name} "
+                             f"(server stopped or unreachable): {msg}") from None
+        raise DeviceLost(f"device {session.name} failed while running {so_path.name}: {msg}") from None
     return out, latency
 
 
 def _lost(msg: str) -> bool:
     low = msg.lower()
-    return any(s in low for s in ("socket", "connection", "broken pipe", "closed", "rpcsessiontimeout", "eof"))
+    return any(s in low for s in ("socket", "connection", "broken pipe", "closed", "rpcsessiontimeout", "eof", "kshutdown"))

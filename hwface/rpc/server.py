@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 from hwface.errors import HwfaceError
 from hwface.rpc import procs
-from hwface.rpc.devices import server_registered
+from hwface.rpc.devices import RegistrationWatch
 from hwface.targets import parse_tracker
 
 DEVICE_SERVER = Path(__file__).with_name("device_server.py")
@@ -46,6 +46,17 @@ class ServerProcess:
     def stop(self) -> None:
         self.proc.stop()
 
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> "ServerProcess":
+        """Wait until the tracker lists this server as free; on failure stop it and raise with its log."""
+        try:
+            procs.wait_until(RegistrationWatch(self.tracker, self.key, self.port).ready, timeout_s,
+                             f"RPC server {self.key!r} on {self.address} registering at {self.tracker}",
+                             proc=self.proc, poll_s=0.25)
+        except HwfaceError:
+            self.proc.stop()
+            raise
+        return self
+
     def __enter__(self) -> "ServerProcess":
         return self
 
@@ -73,7 +84,8 @@ def local_runtime_env() -> tuple[dict[str, str], list[str]]:
 def start_server(tracker: str, key: str, host: str = procs.LOOPBACK, port: int | None = None,
                  python: Sequence[str] | str = sys.executable, env: Mapping[str, str] | None = None,
                  load_library: Sequence[str | os.PathLike] | None = None, log_dir: Path | None = None,
-                 custom_addr: str | None = None, ready_timeout_s: float = READY_TIMEOUT_S) -> ServerProcess:
+                 custom_addr: str | None = None, ready_timeout_s: float = READY_TIMEOUT_S,
+                 wait: bool = True) -> ServerProcess:
     """Start hwface's device server (``tvm.exec.rpc_server`` plus ``hwface.device_info``) and wait
     until the tracker lists it as free.
 
@@ -101,6 +113,8 @@ def start_server(tracker: str, key: str, host: str = procs.LOOPBACK, port: int |
         Address to report to the tracker instead of the one it sees.
     ready_timeout_s : float
         Seconds to wait for the registration.
+    wait : bool
+        Wait for the registration (else call :meth:`ServerProcess.wait_ready` later).
 
     Raises
     ------
@@ -126,10 +140,5 @@ def start_server(tracker: str, key: str, host: str = procs.LOOPBACK, port: int |
     if custom_addr:
         cmd += ["--custom-addr", custom_addr]
     proc = procs.spawn(cmd, log_path=log_dir / f"server-{key}-{chosen}.log", env=env, cwd=log_dir)
-    try:
-        procs.wait_until(lambda: server_registered(tracker, key, chosen), ready_timeout_s,
-                         f"RPC server {key!r} on {host}:{chosen} registering at {tracker}", proc=proc, poll_s=0.25)
-    except HwfaceError:
-        proc.stop()
-        raise
-    return ServerProcess(key=key, tracker=tracker, host=host, port=chosen, proc=proc)
+    server = ServerProcess(key=key, tracker=tracker, host=host, port=chosen, proc=proc)
+    return server.wait_ready(ready_timeout_s) if wait else server

@@ -24,7 +24,7 @@ from typing import Any
 
 from hwface.errors import HwfaceError
 from hwface.rpc import procs
-from hwface.rpc.devices import server_registered
+from hwface.rpc.devices import RegistrationWatch
 from hwface.rpc.server import DEVICE_SERVER
 from hwface.targets import parse_tracker
 
@@ -183,7 +183,8 @@ def open_ssh(target: SshTarget, identity: str | Path | None = None, known_hosts:
         raise SshError(f"cannot reach {target.host}:{target.port} over SSH: timed out after {timeout_s:g} s") from None
     except (paramiko.SSHException, OSError) as exc:
         client.close()
-        why = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        why = getattr(exc, "strerror", None) or (text.splitlines()[-1] if text else type(exc).__name__)
         raise SshError(f"cannot reach {target.host}:{target.port} over SSH: {why}") from None
     if accept_new_host_key:
         kh.parent.mkdir(parents=True, exist_ok=True)
@@ -362,7 +363,8 @@ def _wait_registered(client, record: BootstrapRecord, timeout_s: float) -> None:
     q = shlex.quote
     deadline = time.monotonic() + timeout_s
     last_alive_check = 0.0
-    while not server_registered(record.tracker, record.key, record.port):
+    watch = RegistrationWatch(record.tracker, record.key, record.port)
+    while not watch.ready():
         now = time.monotonic()
         if now - last_alive_check > 2.0:
             last_alive_check = now

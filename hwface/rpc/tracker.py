@@ -40,6 +40,22 @@ class TrackerProcess:
     def stop(self) -> None:
         self.proc.stop()
 
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> "TrackerProcess":
+        """Wait until the tracker answers; on failure stop it and raise :class:`HwfaceError` with its log."""
+        def answers() -> bool:
+            try:
+                tracker_summary(self.address, timeout_s=1.0)
+                return True
+            except TrackerUnreachable:
+                return False
+
+        try:
+            procs.wait_until(answers, timeout_s, f"RPC tracker on {self.host}:{self.port}", proc=self.proc)
+        except HwfaceError:
+            self.proc.stop()
+            raise
+        return self
+
     def __enter__(self) -> "TrackerProcess":
         return self
 
@@ -48,7 +64,8 @@ class TrackerProcess:
 
 
 def start_tracker(host: str = procs.LOOPBACK, port: int | None = None, log_dir: Path | None = None,
-                  python: str = sys.executable, ready_timeout_s: float = READY_TIMEOUT_S) -> TrackerProcess:
+                  python: str = sys.executable, ready_timeout_s: float = READY_TIMEOUT_S,
+                  wait: bool = True) -> TrackerProcess:
     """Start a tracker bound to exactly ``host:port`` and wait until it answers.
 
     Parameters
@@ -63,6 +80,8 @@ def start_tracker(host: str = procs.LOOPBACK, port: int | None = None, log_dir: 
         Interpreter with TVM and tornado.
     ready_timeout_s : float
         Seconds to wait for the tracker to answer.
+    wait : bool
+        Wait until it answers (else call :meth:`TrackerProcess.wait_ready` later).
 
     Raises
     ------
@@ -78,17 +97,4 @@ def start_tracker(host: str = procs.LOOPBACK, port: int | None = None, log_dir: 
     # runtime-only: the tracker needs tvm.rpc and tornado, not the 250 MB compiler library
     proc = procs.spawn(cmd, log_path=log_dir / f"tracker-{chosen}.log", env=dict(os.environ, TVM_USE_RUNTIME_LIB="1"))
     tracker = TrackerProcess(host=host, port=chosen, proc=proc)
-
-    def answers() -> bool:
-        try:
-            tracker_summary(tracker.address, timeout_s=1.0)
-            return True
-        except TrackerUnreachable:
-            return False
-
-    try:
-        procs.wait_until(answers, ready_timeout_s, f"RPC tracker on {host}:{chosen}", proc=proc)
-    except HwfaceError:
-        proc.stop()
-        raise
-    return tracker
+    return tracker.wait_ready(ready_timeout_s) if wait else tracker
