@@ -68,8 +68,19 @@ def run_compile(args: argparse.Namespace) -> int:
     out = args.output or f"artifacts/{name}-{args.target}"
     start = time.perf_counter()
     quiet = args.format == "json"
+    database, db_hash = None, None
+    if not args.untuned:
+        from hwface.targets import load_target
+        from hwface.tune.logs import open_database, status
+
+        spec = load_target(args.target)
+        database, db_hash = open_database(spec)
+        if database is None and not quiet:
+            st = status(spec)
+            other = f"; logs exist for other CPUs ({', '.join(st.other_cpus)}) and are not applied" if st.other_cpus else ""
+            print(f"- no tuning logs for {spec.name} at {st.path}: building untuned{other}", file=sys.stderr)
     artifact = compile_artifact(
-        out, target=args.target, model=args.model, onnx_path=args.onnx,
+        out, target=args.target, model=args.model, onnx_path=args.onnx, database=database, tuning_db_hash=db_hash,
         input_size=input_size(args), input_shape=tuple(args.input_shape) if args.input_shape else None,
         progress=None if quiet else (lambda msg: print(f"- {msg}", file=sys.stderr)),
     )

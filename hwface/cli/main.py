@@ -17,8 +17,11 @@ from hwface.errors import HwfaceError
 COMMAND_MODULES = (
     "hwface.cli.models_cmd",
     "hwface.cli.compile_cmd",
+    "hwface.cli.tune_cmd",
     "hwface.cli.rpc_cmd",
     "hwface.cli.device_cmd",
+    "hwface.cli.profile_cmd",
+    "hwface.cli.db_cmd",
 )
 
 EXIT_USER_ERROR = 2

@@ -150,14 +150,12 @@ def compile_artifact(
     progress : callable, optional
         ``progress(message)`` called at each stage.
     """
-    import onnx
     import tvm
 
     import hwface
     from hwface.compile.build import build, export_so
-    from hwface.compile.pipeline import fuse, kernel_names
-    from hwface.compile.relax_import import import_onnx
-    from hwface.export import export_model, load_foreign
+    from hwface.compile.network import fused_module, load_network
+    from hwface.compile.pipeline import kernel_names
     from hwface.targets import load_target
 
     if (model is None) == (onnx_path is None):
@@ -167,23 +165,19 @@ def compile_artifact(
     spec.linker()  # fail before any work when the cross compiler is missing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    onnx_out = out / ONNX_NAME
-    if model is not None:
-        say(f"exporting {model} to ONNX")
-        exported = export_model(model, onnx_out, input_size=input_size)
-        onnx_model = onnx.load(str(onnx_out))
-        inp = exported.input
-    else:
-        say(f"cleaning {onnx_path} (static shapes, folded constants)")
-        onnx_model, inp = load_foreign(onnx_path, input_shape)
-        onnx.save(onnx_model, str(onnx_out))
+    say(f"exporting {model} to ONNX" if model else f"cleaning {onnx_path} (static shapes, folded constants)")
+    network = load_network(model, onnx_path, input_size, input_shape, onnx_out=out / ONNX_NAME)
+    inp = network.input
     say("importing into TVM Relax and fusing kernels")
-    fused = fuse(import_onnx(onnx_model), spec.tvm_target())
+    fused = fused_module(network, spec)
     kernels = kernel_names(fused)
     tuned = 0
     if database is not None:
-        tuned = count_tuned_kernels(fused, spec, database)
-    say(f"building {len(kernels)} kernels for {spec.name}" + (f" ({tuned} tuned)" if database is not None else ""))
+        from hwface.tune.logs import count_tuned_kernels
+
+        tuned, total = count_tuned_kernels(fused, spec, database)
+        say(f"{tuned} of {total} distinct kernels have tuning records; {total - tuned} keep TVM's default schedule")
+    say(f"building {len(kernels)} kernels for {spec.name}")
     executable = build(fused, spec, database=database)
     so = export_so(executable, out / SO_NAME, spec)
     ret = fused["main"].ret_ty
@@ -205,17 +199,3 @@ def compile_artifact(
     manifest.write(out)
     return Artifact(out, manifest)
 
-
-def count_tuned_kernels(fused, spec, database) -> int:
-    """How many kernels of a fused module have a record in ``database`` for this target."""
-    import tvm
-    from tvm.s_tir import meta_schedule as ms
-
-    target = spec.tvm_target()
-    n = 0
-    for gv, func in fused.functions.items():
-        if isinstance(func, tvm.tirx.PrimFunc):
-            mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
-            if database.has_workload(mod) if hasattr(database, "has_workload") else False:
-                n += database.query_tuning_record(mod, target, gv.name_hint) is not None
-    return n

@@ -1,0 +1,106 @@
+"""`hwface db stats|query|export`: the latency database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hwface.cli.common import add_format
+from hwface.errors import HwfaceError
+
+QUERY_COLUMNS = ("op", "fused", "input_shapes", "output_shape", "kernel", "stride", "groups", "activation", "madds",
+                 "regime", "tuned", "device_key", "median_us", "p10_us", "p90_us", "cv", "source")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="the latency database: stats, query, export")
+    dsub = p.add_subparsers(dest="db_command", metavar="SUBCOMMAND")
+    dsub.required = True
+
+    def common(q):
+        q.add_argument("--target", default="host", help="target whose database to read (default host)")
+        q.add_argument("--db", help="database file (default latency_db/<target>.sqlite)")
+
+    q = dsub.add_parser("stats", help="counts per regime, op kind, device")
+    common(q)
+    q.add_argument("--format", choices=("text", "json"), default="text")
+    q.set_defaults(func=run_stats)
+
+    q = dsub.add_parser("query", help="measurements, filtered")
+    common(q)
+    q.add_argument("--regime", choices=("zoo", "default", "tuned"))
+    q.add_argument("--op", help="op kind (conv, dwconv, pwconv, ...)")
+    q.add_argument("--key", dest="layer_key", help="one layer key (LayerKey.to_str())")
+    q.add_argument("--where", nargs="*", default=[], metavar="COL=VALUE", help="extra equality filters")
+    q.add_argument("--limit", type=int, default=50, help="rows to show (default 50; 0 = all)")
+    add_format(q)
+    q.set_defaults(func=run_query)
+
+    q = dsub.add_parser("export", help="export measurements with their layer fields (pandas)")
+    common(q)
+    q.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
+    q.add_argument("-o", "--output", help="output file (default stdout; parquet needs a file)")
+    q.add_argument("--regime", choices=("zoo", "default", "tuned"))
+    q.set_defaults(func=run_export)
+
+
+def _open(args):
+    from pathlib import Path
+
+    from hwface.latency.store import LatencyStore, db_path
+
+    path = Path(args.db) if args.db else db_path(args.target)
+    if not path.exists():
+        raise HwfaceError(f"no latency database at {path}: run `hwface profile` or `hwface sample` first")
+    return LatencyStore(path)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    with _open(args) as db:
+        st = db.stats()
+    if args.format == "json":
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"{st['path']}: {st['layers']} layer keys, {st['measurements']} measurements "
+          f"({st['first_measured_at']} .. {st['last_measured_at']})")
+    for name in ("by_regime", "by_op", "by_device_key", "by_tvm_version", "sample_configs"):
+        if st[name]:
+            print(f"  {name.replace('by_', '')}: " + ", ".join(f"{k}={v}" for k, v in st[name].items()))
+    return 0
+
+
+def run_query(args: argparse.Namespace) -> int:
+    from hwface.cli.output import emit
+
+    where = {}
+    for item in args.where:
+        col, sep, val = item.partition("=")
+        if not sep:
+            raise HwfaceError(f"--where takes COL=VALUE, got {item!r}")
+        where[col] = val
+    if args.layer_key:
+        from hwface.latency.key import LayerKey
+
+        where["key"] = LayerKey.from_str(args.layer_key).to_str()
+    with _open(args) as db:
+        frame = db.frame(regime=args.regime, op=args.op, where=where)
+    if args.limit:
+        frame = frame.head(args.limit)
+    rows = frame.to_dict(orient="records")
+    emit(rows, args.format, columns=QUERY_COLUMNS if args.format != "json" else None,
+         title=f"{len(rows)} measurement(s), latencies in us")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from hwface.latency.store import export_frame
+
+    with _open(args) as db:
+        frame = db.frame(regime=args.regime)
+    out = export_frame(frame, args.output, args.format)
+    if args.output is None:
+        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    else:
+        print(f"wrote {len(frame)} measurement(s) to {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,335 @@
+"""The latency database: measured kernel latencies per target, in SQLite (WAL mode).
+
+One file per target, ``latency_db/<target>.sqlite`` (``$HWFACE_LATENCY_DB`` names
+another folder; tests always set it). Tables:
+
+``layers``
+    One row per :class:`~hwface.latency.key.LayerKey` (its string is the primary
+    key) with its structured fields and MAdds.
+``measurements``
+    One row per measurement, with its provenance: target, device key and
+    machine, TVM and hwface versions, tuned or not, tuning database hash,
+    regime (``zoo`` = profile of a zoo network, ``default`` = sampled with TVM's
+    default schedule, ``tuned`` = sampled after a small per-kernel tuning),
+    trials per kernel, repeat statistics in microseconds, UTC time and source
+    (model name or sampler config). Its id is a hash of all of that, so writing
+    the same measurement twice stores it once (idempotent).
+``sample_configs``
+    Sampler bookkeeping: which configurations are done, so a run resumes where
+    it stopped.
+
+Writers take SQLite's write lock with ``BEGIN IMMEDIATE`` and wait for it (busy
+timeout), so several profile or sample processes can write at once. Rows measured
+on an emulated device are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from hwface.errors import HwfaceError
+from hwface.latency.key import LayerKey
+
+REGIMES = ("zoo", "default", "tuned")
+BUSY_TIMEOUT_S = 120.0
+DB_ENV = "HWFACE_LATENCY_DB"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS layers (
+    key TEXT PRIMARY KEY,
+    op TEXT NOT NULL, fused TEXT, input_shapes TEXT, output_shape TEXT, kernel TEXT, stride TEXT,
+    padding TEXT, dilation TEXT, groups INTEGER, activation TEXT, dtype TEXT, madds INTEGER
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL REFERENCES layers(key),
+    target TEXT NOT NULL, device_key TEXT NOT NULL, device_machine TEXT, device_info TEXT,
+    tvm_version TEXT NOT NULL, hwface_version TEXT NOT NULL,
+    tuned INTEGER NOT NULL, tuning_db_hash TEXT, regime TEXT NOT NULL, trials_per_kernel INTEGER,
+    median_us REAL NOT NULL, p10_us REAL NOT NULL, p90_us REAL NOT NULL, cv REAL NOT NULL, samples INTEGER NOT NULL,
+    min_repeat_ms REAL, measured_at TEXT NOT NULL, source TEXT, kernel_name TEXT
+);
+CREATE INDEX IF NOT EXISTS measurements_key ON measurements(key, target, regime);
+CREATE TABLE IF NOT EXISTS sample_configs (
+    config_id TEXT NOT NULL, target TEXT NOT NULL, regime TEXT NOT NULL, device_key TEXT NOT NULL,
+    kind TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL, kernels INTEGER, error TEXT, updated_at TEXT,
+    PRIMARY KEY (config_id, target, regime, device_key)
+);
+"""
+
+
+class EmulatedMeasurement(HwfaceError):
+    """A measurement from an emulated device: its timings mean nothing, so it is never stored."""
+
+
+def db_dir() -> Path:
+    """``$HWFACE_LATENCY_DB`` or ``<repo>/latency_db``."""
+    env = os.environ.get(DB_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "latency_db"
+
+
+def db_path(target: str) -> Path:
+    """The database file of a target: ``<db_dir>/<target>.sqlite``."""
+    return db_dir() / f"{target}.sqlite"
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One kernel latency measurement and where it came from (latencies in microseconds).
+
+    ``emulated`` is never stored: :meth:`LatencyStore.add` refuses it when True.
+    """
+
+    key: LayerKey
+    target: str
+    device_key: str
+    tvm_version: str
+    hwface_version: str
+    tuned: bool
+    regime: str
+    median_us: float
+    p10_us: float
+    p90_us: float
+    cv: float
+    samples: int
+    tuning_db_hash: str | None = None
+    trials_per_kernel: int | None = None
+    device_machine: str | None = None
+    device_info: dict[str, Any] | None = field(default=None, compare=False)
+    min_repeat_ms: float | None = None
+    measured_at: str = field(default_factory=utc_now)
+    source: str | None = None
+    kernel_name: str | None = None
+    madds: int | None = None
+    emulated: bool = False
+
+    def row_id(self) -> str:
+        """Hash of everything that identifies the measurement (same measurement -> same id)."""
+        d = asdict(self)
+        d["key"] = self.key.to_str()
+        d.pop("device_info")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+class LatencyStore:
+    """A target's latency database (see the module docstring).
+
+    Parameters
+    ----------
+    path : path
+        SQLite file; created with its folder when missing.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise HwfaceError(f"{self.path}: SQLite refused WAL mode ({mode}); use a local filesystem")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._write() as c:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+
+    @classmethod
+    def for_target(cls, target: str) -> "LatencyStore":
+        """The default database of a target (``latency_db/<target>.sqlite``)."""
+        return cls(db_path(target))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "LatencyStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _write(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self_inner):
+                store._conn.execute("BEGIN IMMEDIATE")
+                return store._conn
+
+            def __exit__(self_inner, et, ev, tb):
+                store._conn.execute("ROLLBACK" if et else "COMMIT")
+
+        return _Tx()
+
+    def add(self, measurements: Iterable[Measurement]) -> int:
+        """Store measurements in one transaction; returns how many rows were new.
+
+        Raises
+        ------
+        EmulatedMeasurement
+            Any of them comes from an emulated device (nothing is stored).
+        HwfaceError
+            An unknown regime.
+        """
+        ms = list(measurements)
+        for m in ms:
+            if m.emulated:
+                raise EmulatedMeasurement(
+                    f"refusing to store latencies measured on emulated device {m.device_key!r}: emulated timings mean nothing")
+            if m.regime not in REGIMES:
+                raise HwfaceError(f"unknown regime {m.regime!r} (known: {', '.join(REGIMES)})")
+            if m.regime == "tuned" and not m.tuned:
+                raise HwfaceError("a 'tuned' regime measurement must have tuned=True")
+        new = 0
+        with self._write() as c:
+            for m in ms:
+                k = m.key
+                f = k.fields_dict()
+                c.execute(
+                    "INSERT OR IGNORE INTO layers (key, op, fused, input_shapes, output_shape, kernel, stride, padding,"
+                    " dilation, groups, activation, dtype, madds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (k.to_str(), k.op, f["fused"], f["input_shapes"], f["output_shape"], _none(f["kernel"]),
+                     _none(f["stride"]), _none(f["padding"]), _none(f["dilation"]), k.groups, k.activation, k.dtype,
+                     m.madds))
+                cur = c.execute(
+                    "INSERT OR IGNORE INTO measurements (id, key, target, device_key, device_machine, device_info,"
+                    " tvm_version, hwface_version, tuned, tuning_db_hash, regime, trials_per_kernel, median_us, p10_us,"
+                    " p90_us, cv, samples, min_repeat_ms, measured_at, source, kernel_name)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (m.row_id(), k.to_str(), m.target, m.device_key, m.device_machine,
+                     json.dumps(m.device_info) if m.device_info else None, m.tvm_version, m.hwface_version,
+                     int(m.tuned), m.tuning_db_hash, m.regime, m.trials_per_kernel, m.median_us, m.p10_us, m.p90_us,
+                     m.cv, m.samples, m.min_repeat_ms, m.measured_at, m.source, m.kernel_name))
+                new += cur.rowcount
+        return new
+
+    # -- sampler bookkeeping -------------------------------------------------
+    def config_done(self, target: str, regime: str, device_key: str) -> set[str]:
+        """Config ids already measured (or failed) for this target, regime and device."""
+        rows = self._conn.execute(
+            "SELECT config_id FROM sample_configs WHERE target=? AND regime=? AND device_key=? AND status IN ('done','failed')",
+            (target, regime, device_key)).fetchall()
+        return {r[0] for r in rows}
+
+    def mark_configs(self, rows: Iterable[tuple[str, str, str, str, str, dict, str, int | None, str | None]]) -> None:
+        """Record sampler configs: (config_id, target, regime, device_key, kind, config, status, kernels, error)."""
+        with self._write() as c:
+            for cid, target, regime, dev, kind, cfg, status, kernels, err in rows:
+                c.execute("INSERT OR REPLACE INTO sample_configs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                          (cid, target, regime, dev, kind, json.dumps(cfg, sort_keys=True), status, kernels, err,
+                           utc_now()))
+
+    def sampled_configs(self, target: str, regime: str, device_key: str) -> list[tuple[dict[str, Any], float]]:
+        """Configurations measured so far with their summed kernel latency (us), for the adaptive model."""
+        rows = self._conn.execute(
+            "SELECT config FROM sample_configs WHERE target=? AND regime=? AND device_key=? AND status='done'",
+            (target, regime, device_key)).fetchall()
+        out = []
+        for (cfg,) in rows:
+            d = json.loads(cfg)
+            lat = d.pop("latency_us", None)
+            if lat:
+                out.append((d, float(lat)))
+        return out
+
+    # -- reading ---------------------------------------------------------------
+    def frame(self, regime: str | None = None, op: str | None = None, where: dict[str, Any] | None = None):
+        """Measurements joined with their layer fields, as a pandas DataFrame.
+
+        Parameters
+        ----------
+        regime, op : str, optional
+            Filters.
+        where : dict, optional
+            Extra equality filters on any column (``{"device_key": "host"}``).
+        """
+        import pandas as pd
+
+        conds, args = [], []
+        for col, val in (("m.regime", regime), ("l.op", op)):
+            if val is not None:
+                conds.append(f"{col} = ?")
+                args.append(val)
+        allowed = set(_columns(self._conn, "measurements")) | set(_columns(self._conn, "layers"))
+        for col, val in (where or {}).items():
+            if col not in allowed:
+                raise HwfaceError(f"no column {col!r} in the latency database (known: {', '.join(sorted(allowed))})")
+            table = "m" if col in _columns(self._conn, "measurements") else "l"
+            conds.append(f"{table}.{col} = ?")
+            args.append(val)
+        sql = ("SELECT m.*, l.op, l.fused, l.input_shapes, l.output_shape, l.kernel, l.stride, l.padding, l.dilation,"
+               " l.groups, l.activation, l.dtype, l.madds FROM measurements m JOIN layers l ON l.key = m.key")
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        sql += " ORDER BY m.measured_at, m.id"
+        return pd.read_sql_query(sql, self._conn, params=args)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts: layers, measurements, per regime/op/device, and the measured time span."""
+        c = self._conn
+        out: dict[str, Any] = {
+            "path": str(self.path),
+            "layers": c.execute("SELECT COUNT(*) FROM layers").fetchone()[0],
+            "measurements": c.execute("SELECT COUNT(*) FROM measurements").fetchone()[0],
+        }
+        for col in ("regime", "target", "device_key", "tvm_version"):
+            out[f"by_{col}"] = {r[0]: r[1] for r in c.execute(
+                f"SELECT {col}, COUNT(*) FROM measurements GROUP BY {col} ORDER BY {col}")}
+        out["by_op"] = {r[0]: r[1] for r in c.execute(
+            "SELECT l.op, COUNT(*) FROM measurements m JOIN layers l ON l.key = m.key GROUP BY l.op ORDER BY l.op")}
+        span = c.execute("SELECT MIN(measured_at), MAX(measured_at) FROM measurements").fetchone()
+        out["first_measured_at"], out["last_measured_at"] = span[0], span[1]
+        out["sample_configs"] = {f"{r[0]}/{r[1]}": r[2] for r in c.execute(
+            "SELECT regime, status, COUNT(*) FROM sample_configs GROUP BY regime, status")}
+        return out
+
+
+def _columns(conn, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _none(v: str) -> str | None:
+    return None if v == "-" else v
+
+
+EXPORT_FORMATS = ("csv", "parquet", "json")
+
+
+def export_frame(frame, path: str | Path | None, fmt: str):
+    """Write a measurements frame as CSV, Parquet or JSON (records); ``path=None`` returns the text (csv/json).
+
+    Raises
+    ------
+    HwfaceError
+        Unknown format, Parquet to stdout, or no Parquet engine (pyarrow) installed.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise HwfaceError(f"unknown export format {fmt!r} (known: {', '.join(EXPORT_FORMATS)})")
+    if fmt == "parquet":
+        if path is None:
+            raise HwfaceError("parquet export needs --output FILE")
+        try:
+            frame.to_parquet(path, index=False)
+        except ImportError as exc:
+            raise HwfaceError(f"parquet export needs pyarrow: pip install pyarrow ({exc})") from None
+        return path
+    if fmt == "csv":
+        text = frame.to_csv(index=False)
+    else:
+        text = frame.to_json(orient="records", indent=2)
+    if path is None:
+        return text
+    Path(path).write_text(text)
+    return path

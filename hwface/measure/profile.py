@@ -1,0 +1,389 @@
+"""Per-kernel and end-to-end timing of a network on a device over RPC.
+
+A kernel ("layer") is one PrimFunc of the fused Relax module
+(:func:`hwface.compile.pipeline.fuse`), with the schedule the deployed artifact
+uses: the tuning records applied exactly as :func:`hwface.compile.build.build`
+applies them, TVM's default schedule elsewhere. All kernels of a network are
+compiled into one TIR library (each its own function, lowered as the Relax build
+lowers it), linked for the device like an artifact, uploaded once, and timed one
+by one with ``time_evaluator`` on random inputs of their argument shapes: one
+warm-up call, then ``repeat`` samples of at least ``min_repeat_ms`` each. The
+whole artifact built from the same fused module is timed the same way, so
+``sum(kernels) / end_to_end`` shows what per-kernel timing misses (the VM's
+dispatch and allocations, cache effects between kernels) instead of hiding it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from hwface.errors import HwfaceError
+from hwface.measure.timing import LatencyStats
+
+KERNEL_REPEAT = 10
+KERNEL_MIN_REPEAT_MS = 20
+GAP_WARN = 0.25  # |1 - sum/e2e| above this is reported as a large gap
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A function of a kernel library and the arguments it takes (inputs then outputs)."""
+
+    name: str
+    arg_shapes: tuple[tuple[int, ...], ...]
+    arg_dtypes: tuple[str, ...]
+
+
+@dataclass
+class ProfileRow:
+    """One kernel call of the network (latencies in microseconds; ``share`` of the kernel sum)."""
+
+    index: int
+    kernel: str
+    layers: list[str]
+    onnx_ops: list[str]
+    op: str
+    fused: str
+    input_shapes: str
+    output_shape: str
+    madds: int
+    median_us: float
+    p10_us: float
+    p90_us: float
+    cv: float
+    samples: int
+    share: float
+    key: str
+    tuned: bool
+
+
+@dataclass
+class ProfileResult:
+    """Per-kernel rows, end-to-end latency and the gap between them.
+
+    Attributes
+    ----------
+    rows : list of ProfileRow
+        One per kernel call, in execution order (pure reshapes, which the VM runs
+        as views, are left out).
+    end_to_end : LatencyStats
+        The whole artifact (``main``), microseconds.
+    kernel_sum_us : float
+        Sum of the rows' medians, microseconds.
+    ratio : float
+        ``kernel_sum_us / end_to_end.median_us``.
+    """
+
+    model: str
+    target: str
+    device: str
+    device_key: str
+    device_info: dict[str, Any] | None
+    tuned: bool
+    tuning_db_hash: str | None
+    rows: list[ProfileRow]
+    end_to_end: LatencyStats
+    kernel_sum_us: float
+    ratio: float
+    distinct_kernels: int
+    tuned_kernels: int | None = None
+    stored: int | None = None
+    db_path: str | None = None
+    measurements: list = field(default_factory=list, repr=False)
+
+    @property
+    def gap_note(self) -> str:
+        """One line on sum(kernels) vs end-to-end, flagging a large gap."""
+        pct = (self.ratio - 1.0) * 100
+        big = abs(self.ratio - 1.0) > GAP_WARN
+        return (f"sum(kernels) = {self.kernel_sum_us / 1e3:.3f} ms, end-to-end = {self.end_to_end.median_us / 1e3:.3f} ms, "
+                f"ratio {self.ratio:.3f} ({pct:+.1f}%)" + (" -- LARGE GAP: per-kernel timing does not add up to "
+                                                          "the artifact's latency" if big else ""))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "target": self.target, "device": self.device, "device_key": self.device_key,
+            "tuned": self.tuned, "tuning_db_hash": self.tuning_db_hash, "kernel_calls": len(self.rows),
+            "distinct_kernels": self.distinct_kernels, "tuned_kernels": self.tuned_kernels,
+            "kernel_sum_us": self.kernel_sum_us, "end_to_end_us": asdict(self.end_to_end), "ratio": self.ratio,
+            "large_gap": abs(self.ratio - 1.0) > GAP_WARN, "stored": self.stored, "db_path": self.db_path,
+        }
+
+
+def primfuncs(mod) -> dict[str, Any]:
+    """PrimFuncs of a module by name."""
+    import tvm
+
+    return {gv.name_hint: f for gv, f in mod.functions.items() if isinstance(f, tvm.tirx.PrimFunc)}
+
+
+def apply_database(fused, spec, database):
+    """The fused module with tuning records applied, as :func:`hwface.compile.build.build` applies them."""
+    import tvm
+    from tvm import relax
+
+    if database is None:
+        return fused
+    with spec.tvm_target(), database, tvm.transform.PassContext(opt_level=3):
+        return relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(fused)
+
+
+def build_kernel_library(funcs: dict[str, Any], spec, path: str | Path) -> Path:
+    """Compile PrimFuncs (name -> PrimFunc) into one shared object for ``spec``, one function each.
+
+    Linked like an artifact (:func:`hwface.compile.build.export_so`), so it loads on the device as is.
+    """
+    import tvm
+
+    from hwface.compile.build import export_so
+
+    mod = tvm.IRModule({name: f.with_attr("global_symbol", name) for name, f in funcs.items()})
+    return export_so(tvm.compile(mod, target=spec.tvm_target()), path, spec)
+
+
+def time_kernels(session, so_path: str | Path, kernels: Sequence[KernelSpec], repeat: int = KERNEL_REPEAT,
+                 min_repeat_ms: float = KERNEL_MIN_REPEAT_MS, seed: int = 0,
+                 progress: Callable[[str], None] | None = None) -> dict[str, LatencyStats]:
+    """Upload a kernel library and time each function with ``time_evaluator`` (one warm-up call first).
+
+    Parameters
+    ----------
+    session : hwface.rpc.devices.Session
+    so_path : path
+        Made by :func:`build_kernel_library`.
+    kernels : sequence of KernelSpec
+    repeat : int
+        Samples per kernel.
+    min_repeat_ms : float
+        Each sample runs the kernel enough times to last at least this long, in ms.
+
+    Returns
+    -------
+    dict
+        Kernel name -> LatencyStats (microseconds).
+    """
+    from hwface.rpc.devices import DeviceLost, _first_line
+
+    import tvm
+
+    sess = session.sess
+    so_path = Path(so_path)
+    try:
+        sess.upload(str(so_path), so_path.name)
+        lib = sess.load_module(so_path.name)
+    except Exception as exc:
+        raise DeviceLost(f"device {session.name}: cannot load kernel library {so_path.name}: {_first_line(exc)}") from None
+    dev = sess.cpu()
+    rng = np.random.default_rng(seed)
+    out: dict[str, LatencyStats] = {}
+    for i, k in enumerate(kernels):
+        if progress:
+            progress(k.name)
+        args = [tvm.runtime.tensor(_random(rng, s, d), dev) for s, d in zip(k.arg_shapes, k.arg_dtypes)]
+        try:
+            f = lib.get_function(k.name)
+            f(*args)  # warm-up
+            te = lib.time_evaluator(k.name, dev, number=1, repeat=repeat, min_repeat_ms=int(min_repeat_ms),
+                                    cooldown_interval_ms=0)
+            out[k.name] = LatencyStats.from_seconds(te(*args).results)
+        except Exception as exc:
+            raise DeviceLost(f"device {session.name} failed timing kernel {k.name}: {_first_line(exc)}") from None
+    return out
+
+
+def time_artifact(session, so_path: str | Path, x: np.ndarray, repeat: int,
+                  min_repeat_ms: float | None = None) -> LatencyStats:
+    """Upload a linked artifact ``.so``, run ``main`` once and time it (microseconds)."""
+    import tvm
+    from tvm import relax
+
+    from hwface.measure.timing import MIN_REPEAT_MS, time_vm_main
+    from hwface.rpc.devices import DeviceLost, _first_line
+
+    so_path = Path(so_path)
+    try:
+        session.sess.upload(str(so_path), so_path.name)
+        dev = session.sess.cpu()
+        vm = relax.VirtualMachine(session.sess.load_module(so_path.name), dev)
+        arg = tvm.runtime.tensor(x, dev)
+        vm["main"](arg)
+        return time_vm_main(vm, dev, [arg], repeat=repeat, min_repeat_ms=int(min_repeat_ms or MIN_REPEAT_MS))
+    except Exception as exc:
+        raise DeviceLost(f"device {session.name} failed running {so_path.name}: {_first_line(exc)}") from None
+
+
+def _random(rng, shape, dtype) -> np.ndarray:
+    if np.dtype(dtype).kind == "f":
+        return rng.uniform(-1, 1, size=shape).astype(dtype)
+    return rng.integers(0, 2, size=shape).astype(dtype)
+
+
+def profile_model(
+    model: str | None = None,
+    target="host",
+    tracker: str | None = None,
+    key: str | None = None,
+    database=None,
+    tuning_db_hash: str | None = None,
+    onnx_path: str | Path | None = None,
+    input_size: tuple[int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    repeat: int = KERNEL_REPEAT,
+    min_repeat_ms: float = KERNEL_MIN_REPEAT_MS,
+    e2e_repeat: int | None = None,
+    store: bool | str | Path = False,
+    timeout_s: float = 1800.0,
+    progress: Callable[[str], None] | None = None,
+) -> ProfileResult:
+    """Time every kernel of a network on a device, and the whole artifact.
+
+    Parameters
+    ----------
+    model : str, optional
+        Zoo name (exclusive with ``onnx_path``).
+    target : str or TargetSpec
+    tracker : str, optional
+        ``HOST:PORT``; default: the target's, or the embedded device for ``host``.
+    key : str, optional
+        Device key at the tracker (default: the target's ``rpc_key``).
+    database : meta_schedule Database, optional
+        Tuning records, applied to kernels and artifact alike.
+    tuning_db_hash : str, optional
+        Recorded with the measurements when ``database`` is given.
+    onnx_path, input_size, input_shape
+        As for :func:`hwface.compile.compile_artifact`.
+    repeat : int
+        Samples per kernel (and end-to-end, unless ``e2e_repeat``).
+    min_repeat_ms : float
+        Minimum duration of one sample, in ms.
+    store : bool or path
+        Write the kernels' measurements to the latency database (True: the
+        target's default file; a path: that file). Refused on an emulated device.
+    timeout_s : float
+        Bound on the remote part, in seconds.
+    progress : callable, optional
+        ``progress(message)``.
+
+    Returns
+    -------
+    ProfileResult
+
+    Raises
+    ------
+    EmulatedMeasurement
+        ``store`` was asked on an emulated device.
+    """
+    import tvm
+
+    import hwface
+    from hwface.compile.build import build, export_so
+    from hwface.compile.network import fused_module, load_network
+    from hwface.latency.key import layer_key
+    from hwface.latency.kernels import kernel_madds, map_to_onnx
+    from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement, db_path
+    from hwface.rpc.devices import connect
+    from hwface.rpc.embedded import DeviceEndpoint, device_for
+    from hwface.rpc.remote import call_with_deadline, check_architecture
+    from hwface.targets import TargetSpec, load_target
+
+    say = progress or (lambda msg: None)
+    spec = target if isinstance(target, TargetSpec) else load_target(target)
+    spec.linker()
+    if store and spec.emulated:
+        raise EmulatedMeasurement(f"target {spec.name} is emulated: its latencies are never stored")
+    say(f"exporting {model}" if model else f"loading {onnx_path}")
+    network = load_network(model, onnx_path, input_size, input_shape)
+    say("importing into Relax and fusing kernels")
+    fused = fused_module(network, spec)
+    calls = map_to_onnx(fused, network.onnx_model)
+    timed_calls = [c for c in calls if not c.reshape_only]
+    scheduled = apply_database(fused, spec, database)
+    funcs = primfuncs(scheduled)
+    names = sorted({c.kernel for c in timed_calls})
+    tuned_kernels = None
+    if database is not None:
+        from hwface.tune.logs import count_tuned_kernels
+
+        tuned_kernels = count_tuned_kernels(fused, spec, database)[0]
+    work = Path(tempfile.mkdtemp(prefix="hwface-profile-"))
+    say(f"building {len(names)} kernels and the artifact for {spec.name}")
+    lib_path = build_kernel_library({n: funcs[n] for n in names}, spec, work / "kernels.so")
+    art_path = export_so(build(fused, spec, database=database), work / "model.so", spec)
+    first = {}
+    for c in timed_calls:
+        first.setdefault(c.kernel, c)
+    kspecs = [KernelSpec(n, tuple(first[n].arg_shapes), tuple(first[n].arg_dtypes)) for n in names]
+    x = np.random.default_rng(0).uniform(-1, 1, size=network.input.shape).astype(network.input.dtype)
+
+    with device_for(spec, tracker) as ep:
+        if key:
+            ep = DeviceEndpoint(ep.tracker_host, ep.tracker_port, key, ep.emulated)
+        say(f"timing on {ep.key}@{ep.tracker}")
+        session = connect(ep.tracker, ep.key, timeout_s=min(timeout_s, 300), session_timeout_s=timeout_s)
+        try:
+            info = call_with_deadline(session.device_info, 60, f"device {session.name}")
+            emulated = bool(info.get("emulated")) if info else ep.emulated
+            if emulated and store:
+                raise EmulatedMeasurement(
+                    f"device {session.name} is emulated: its latencies mean nothing and are never stored")
+            if emulated:
+                raise HwfaceError(f"device {session.name} is emulated: per-kernel latencies would mean nothing")
+            arch = check_architecture(art_path, session, info)
+            done = [0]
+
+            def tick(name: str) -> None:
+                done[0] += 1
+                say(f"kernel {done[0]}/{len(kspecs)}: {name}")
+
+            timings = call_with_deadline(
+                lambda: time_kernels(session, lib_path, kspecs, repeat, min_repeat_ms, progress=tick),
+                timeout_s, f"timing kernels on {session.name}")
+            say("timing the whole artifact")
+            e2e = call_with_deadline(lambda: time_artifact(session, art_path, x, e2e_repeat or max(repeat, 5)),
+                                     timeout_s, f"running the artifact on {session.name}")
+            device_name = session.name
+        finally:
+            session.sess = None
+
+    tuned = database is not None
+    rows: list[ProfileRow] = []
+    total = sum(timings[c.kernel].median_us for c in timed_calls)
+    measurements = []
+    seen: set[str] = set()
+    tvm_version = tvm.__version__
+    for c in timed_calls:
+        st = timings[c.kernel]
+        k = layer_key(c)
+        f = k.fields_dict()
+        madds = kernel_madds(c)
+        rows.append(ProfileRow(
+            index=c.index, kernel=c.kernel, layers=c.modules, onnx_ops=list(c.onnx_ops), op=k.op, fused=f["fused"],
+            input_shapes=f["input_shapes"], output_shape=f["output_shape"], madds=madds, median_us=st.median_us,
+            p10_us=st.p10_us, p90_us=st.p90_us, cv=st.cv, samples=st.samples,
+            share=st.median_us / total if total else 0.0, key=k.to_str(), tuned=tuned))
+        if c.kernel in seen:
+            continue
+        seen.add(c.kernel)
+        measurements.append(Measurement(
+            key=k, target=spec.name, device_key=ep.key, tvm_version=tvm_version, hwface_version=hwface.__version__,
+            tuned=tuned, regime="zoo", median_us=st.median_us, p10_us=st.p10_us, p90_us=st.p90_us, cv=st.cv,
+            samples=st.samples, tuning_db_hash=tuning_db_hash if tuned else None,
+            device_machine=(info or {}).get("machine"), device_info=info, min_repeat_ms=min_repeat_ms,
+            source=network.name, kernel_name=c.kernel, madds=madds, emulated=emulated))
+    result = ProfileResult(
+        model=network.name, target=spec.name, device=device_name, device_key=ep.key, device_info=info, tuned=tuned,
+        tuning_db_hash=tuning_db_hash if tuned else None, rows=rows, end_to_end=e2e, kernel_sum_us=total,
+        ratio=total / e2e.median_us if e2e.median_us else float("nan"), distinct_kernels=len(names),
+        tuned_kernels=tuned_kernels, measurements=measurements)
+    if store:
+        path = db_path(spec.name) if store is True else Path(store)
+        with LatencyStore(path) as db:
+            result.stored = db.add(measurements)
+        result.db_path = str(path)
+    return result

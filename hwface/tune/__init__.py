@@ -1,0 +1,1 @@
+"""MetaSchedule tuning over TVM RPC and the shared, resumable tuning logs."""

@@ -1,0 +1,172 @@
+"""Tuning logs: one MetaSchedule JSON database per target, shared by every model.
+
+Layout::
+
+    tuning_logs/<target>/database_workload.json
+    tuning_logs/<target>/database_tuning_record.json
+    tuning_logs/host/<cpu-id>/...              (host logs are keyed by the CPU measured on)
+
+Both files are append-only JSON lines, written one record at a time by
+MetaSchedule, so a tune killed with SIGKILL can at worst leave a torn last line:
+:func:`open_database` drops such a line (and says so) before opening, so the
+database is always readable. Records measured on one CPU are never applied to
+another: the host's logs live under a folder named after the CPU model, its
+LLVM ``mcpu`` and its core count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwface.targets import TargetSpec
+
+WORKLOAD_FILE = "database_workload.json"
+RECORD_FILE = "database_tuning_record.json"
+
+
+def logs_root() -> Path:
+    """``$HWFACE_TUNING_LOGS`` or ``<repo>/tuning_logs``."""
+    env = os.environ.get("HWFACE_TUNING_LOGS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "tuning_logs"
+
+
+def cpu_id(spec: TargetSpec) -> str:
+    """Identity of the CPU a host target runs on: CPU model, LLVM mcpu and core count.
+
+    e.g. ``amd-epyc_znver5_2c``.
+    """
+    model = "unknown-cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
+    return f"{slug}_{spec.target.get('mcpu', 'generic')}_{spec.target.get('num-cores', 0)}c"
+
+
+def logs_dir(spec: TargetSpec) -> Path:
+    """Folder of a target's tuning database (host: per CPU)."""
+    if spec.is_host:
+        return logs_root() / spec.name / cpu_id(spec)
+    return logs_root() / spec.name
+
+
+@dataclass(frozen=True)
+class LogsStatus:
+    """What is on disk for a target: folder, record count, hash, and other CPUs' logs (host)."""
+
+    path: Path
+    records: int
+    workloads: int
+    db_hash: str | None
+    dropped_lines: int
+    other_cpus: tuple[str, ...]
+
+
+def repair(path: Path) -> int:
+    """Drop unparseable lines (a torn last line after SIGKILL) from a JSON-lines file; returns how many."""
+    if not path.exists():
+        return 0
+    lines = path.read_bytes().splitlines(keepends=True)
+    good, dropped = [], 0
+    for line in lines:
+        try:
+            if line.strip():
+                json.loads(line)
+            good.append(line if line.endswith(b"\n") else line + b"\n")
+        except ValueError:
+            dropped += 1
+    if dropped or (lines and not lines[-1].endswith(b"\n")):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(b"".join(good))
+        os.replace(tmp, path)
+    return dropped
+
+
+def db_hash(path: Path) -> str | None:
+    """sha256 (16 hex digits) of a database's records, independent of their order; None when empty."""
+    records = path / RECORD_FILE
+    if not records.exists() or records.stat().st_size == 0:
+        return None
+    h = hashlib.sha256()
+    for line in sorted(records.read_bytes().splitlines()):
+        h.update(line)
+    for line in sorted((path / WORKLOAD_FILE).read_bytes().splitlines()):
+        h.update(line)
+    return h.hexdigest()[:16]
+
+
+def status(spec: TargetSpec) -> LogsStatus:
+    """Repair and describe the target's tuning logs."""
+    path = logs_dir(spec)
+    dropped = repair(path / WORKLOAD_FILE) + repair(path / RECORD_FILE)
+    count = lambda f: sum(1 for line in f.read_bytes().splitlines() if line.strip()) if f.exists() else 0  # noqa: E731
+    others: tuple[str, ...] = ()
+    if spec.is_host and path.parent.exists():
+        others = tuple(sorted(p.name for p in path.parent.iterdir() if p.is_dir() and p != path))
+    return LogsStatus(path, count(path / RECORD_FILE), count(path / WORKLOAD_FILE), db_hash(path), dropped, others)
+
+
+def open_database(spec: TargetSpec, create: bool = False):
+    """The target's MetaSchedule database and its hash.
+
+    Parameters
+    ----------
+    spec : TargetSpec
+    create : bool
+        Create the folder and empty files when missing (tuning); otherwise a
+        target without logs gives ``(None, None)``.
+
+    Returns
+    -------
+    (JSONDatabase or None, str or None)
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    st = status(spec)
+    if st.records == 0 and not create:
+        return None, None
+    st.path.mkdir(parents=True, exist_ok=True)
+    db = ms.database.JSONDatabase(
+        path_workload=str(st.path / WORKLOAD_FILE),
+        path_tuning_record=str(st.path / RECORD_FILE),
+        allow_missing=True,
+        module_equality="structural",
+    )
+    return db, st.db_hash
+
+
+def count_tuned_kernels(fused, spec: TargetSpec, database) -> tuple[int, int]:
+    """(distinct kernels with a tuning record, distinct kernels) of a fused module."""
+    from tvm.s_tir import meta_schedule as ms
+
+    tasks = ms.relax_integration.extract_tasks(fused, spec.tvm_target())
+    tuned = sum(1 for t in tasks if records_for(database, t.dispatched[0], spec) > 0)
+    return tuned, len(tasks)
+
+
+def records_for(database, mod, spec: TargetSpec) -> int:
+    """Number of records (measured trials, failed ones included) a database holds for one kernel."""
+    if not database.has_workload(mod):
+        return 0
+    workload = database.commit_workload(mod)
+    return sum(1 for r in database.get_all_tuning_records() if r.workload.same_as(workload))
+
+
+def best_seconds(database, mod) -> float | None:
+    """Best measured mean latency of a kernel in seconds, or None."""
+    if not database.has_workload(mod):
+        return None
+    top = database.get_top_k(database.commit_workload(mod), 1)
+    if not top or not top[0].run_secs:
+        return None
+    secs = [float(s) for s in top[0].run_secs]
+    return sum(secs) / len(secs)

@@ -1,0 +1,297 @@
+"""`hwface tune`: MetaSchedule tuning of a network's fused kernels on a device over TVM RPC.
+
+The kernels (tasks) come from the same fused module that `hwface compile`
+builds (:func:`hwface.compile.network.fused_module`), so every record applies
+to the deployed binary. Records go to the target's shared database
+(:mod:`hwface.tune.logs`) as they are measured; a kernel that already has
+``trials_per_kernel`` records there (tuned by an earlier run, or for another
+model) is reused, not tuned again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+from hwface.errors import HwfaceError
+
+MAX_TRIALS_PER_ITER = 64
+# Seconds a measurement waits for a free device before it counts as failed.
+SESSION_WAIT_S = 30.0
+
+
+@dataclass
+class KernelResult:
+    """One distinct kernel of the network after tuning.
+
+    Latencies are means of the measured repeats, in microseconds; ``weight`` is
+    how many times the kernel occurs in the network.
+    """
+
+    name: str
+    weight: int
+    records: int
+    trials_this_run: int
+    best_us: float | None
+    untuned_us: float | None
+    reused: bool
+
+    @property
+    def speedup(self) -> float | None:
+        if self.best_us and self.untuned_us:
+            return self.untuned_us / self.best_us
+        return None
+
+
+@dataclass
+class TuneReport:
+    """What a tune did and what the network's kernels cost now."""
+
+    network: str
+    target: str
+    device: str
+    logs_dir: str
+    db_hash: str | None
+    trials_budget: int
+    trials_per_kernel: int
+    trials_run: int
+    elapsed_s: float
+    stopped: str | None
+    kernels: list[KernelResult] = field(default_factory=list)
+
+    def rows(self) -> list[dict]:
+        """Per-kernel rows with the share of the network's (estimated) time."""
+        total = sum(k.best_us * k.weight for k in self.kernels if k.best_us) or 1.0
+        rows = []
+        for k in sorted(self.kernels, key=lambda k: -(k.best_us or 0) * k.weight):
+            rows.append({
+                "kernel": k.name, "count": k.weight, "records": k.records, "trials_this_run": k.trials_this_run,
+                "reused": k.reused, "best_us": k.best_us, "untuned_us": k.untuned_us,
+                "speedup": round(k.speedup, 2) if k.speedup else None,
+                "share_%": round(100 * (k.best_us or 0) * k.weight / total, 1),
+            })
+        return rows
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["kernels"] = self.rows()
+        d["estimated_network_us"] = self.estimated_network_us()
+        return d
+
+    def estimated_network_us(self) -> dict:
+        """Sum of kernel latencies x occurrences, tuned and untuned (kernels with both figures)."""
+        both = [k for k in self.kernels if k.best_us and k.untuned_us]
+        return {
+            "tuned": round(sum(k.best_us * k.weight for k in both), 1),
+            "untuned": round(sum(k.untuned_us * k.weight for k in both), 1),
+            "kernels_counted": len(both),
+        }
+
+
+def export_so(mod, linker: str | None, ndk: bool) -> str:
+    """Builder export for MetaSchedule: a linked ``.so`` (a phone cannot link the default ``.tar``)."""
+    import os
+
+    from tvm.support import cc
+    from tvm.support import ndk as ndk_support
+
+    path = os.path.join(tempfile.mkdtemp(prefix="hwface-ms-"), "kernel.so")
+    if linker is None:
+        mod.export_library(path)
+    elif ndk:
+        mod.export_library(path, fcompile=ndk_support.create_shared)
+    else:
+        mod.export_library(path, fcompile=cc.cross_compiler(linker))
+    return path
+
+
+def make_builder(spec):
+    """In-process builder linking with the target's linker (checked up front)."""
+    from hwface.targets import NDK
+    from hwface.tune.builder import InProcessBuilder
+
+    return InProcessBuilder(partial(export_so, linker=spec.linker(), ndk=spec.cross_compiler == NDK))
+
+
+def create_session(rpc_config):
+    """Open a session on a free device with bounded waits (TVM's own request waits forever).
+
+    Runs inside the runner's worker process: a device that left the tracker makes
+    the candidate fail at once instead of hanging the tune.
+    """
+    from hwface.rpc.devices import connect
+
+    return connect((rpc_config.tracker_host, rpc_config.tracker_port), rpc_config.tracker_key,
+                   timeout_s=SESSION_WAIT_S, session_timeout_s=rpc_config.session_timeout_sec).sess
+
+
+def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, timeout_s: float = 60.0):
+    """RPCRunner measuring on every device registered under ``key`` at once."""
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.runner.RPCRunner(
+        f_create_session=create_session,
+        rpc_config=ms.runner.RPCConfig(tracker_host=tracker_host, tracker_port=tracker_port, tracker_key=key,
+                                       session_timeout_sec=int(timeout_s), session_priority=1),
+        evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=40,
+                                                   enable_cpu_cache_flush=False),
+        max_workers=max(1, devices),
+    )
+
+
+def measure_untuned(tasks, spec, builder, runner, database=None, commit: set[int] | None = None) -> list[float | None]:
+    """Mean latency (us) of each task's default (untuned) schedule, measured like a trial.
+
+    With ``database``, each measurement (of the tasks in ``commit``, default all) is also committed as a record with an
+    empty trace: TVM's default schedule is a candidate like any other, so the
+    best record of a kernel is never slower than leaving it untuned.
+    """
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.schedule import Schedule
+
+    target = spec.tvm_target()
+    mods = [t.dispatched[0] for t in tasks]
+    built = builder.build([ms.builder.BuilderInput(m, target) for m in mods])
+    inputs, index = [], []
+    for i, (m, b) in enumerate(zip(mods, built)):
+        if b.error_msg is None:
+            inputs.append(ms.runner.RunnerInput(b.artifact_path, "cpu", ms.arg_info.ArgInfo.from_prim_func(m["main"])))
+            index.append(i)
+    out: list[float | None] = [None] * len(mods)
+    for i, future in zip(index, runner.run(inputs)):
+        res = future.result()
+        if res.error_msg is None and res.run_secs:
+            out[i] = 1e6 * sum(float(s) for s in res.run_secs) / len(res.run_secs)
+            if database is not None and (commit is None or i in commit):
+                mod = mods[i]
+                sch = Schedule(mod)
+                sch.get_sblock("root")  # a no-op step: MetaSchedule ignores records with an empty trace
+                database.commit_tuning_record(ms.database.TuningRecord(
+                    sch.trace, database.commit_workload(mod), [float(s) for s in res.run_secs], target,
+                    ms.arg_info.ArgInfo.from_prim_func(mod["main"]),
+                ))
+    return out
+
+
+def tune(
+    model: str | None = None,
+    onnx_path: str | Path | None = None,
+    target: str = "host",
+    trials: int = 64,
+    trials_per_kernel: int | None = None,
+    tracker: str | None = None,
+    key: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    measure_baseline: bool = True,
+    show_progress: bool = True,
+    seed: int | None = 0,
+) -> TuneReport:
+    """Tune a zoo network or an ONNX file for a target and keep the records.
+
+    Parameters
+    ----------
+    model, onnx_path : str
+        Exactly one: a zoo name or an ONNX file.
+    target : str
+        Target name or file.
+    trials : int
+        Global trial budget of this run (measurements on the device).
+    trials_per_kernel : int, optional
+        A kernel with this many records is finished (and reused by later runns
+        and other models); default ``ceil(trials / distinct kernels)``.
+    tracker : str, optional
+        ``HOST:PORT``; the host target without one uses the embedded device.
+    key : str, optional
+        Device key (default: the target's ``rpc_key``).
+    measure_baseline : bool
+        Also measure every kernel's untuned schedule (for the speedup column).
+    """
+    import dataclasses
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from hwface.compile.network import fused_module, load_network
+    from hwface.rpc.devices import list_devices
+    from hwface.rpc.embedded import device_for
+    from hwface.targets import load_target
+    from hwface.tune import logs
+    from hwface.tune.progress import TuneProgress
+
+    if trials < 1:
+        raise HwfaceError("--trials must be at least 1")
+    spec = load_target(target)
+    spec.linker()
+    if key:
+        spec = dataclasses.replace(spec, rpc_key=key)
+    start = time.perf_counter()
+    network = load_network(model, onnx_path, input_size, input_shape)
+    fused = fused_module(network, spec)
+    tvm_target = spec.tvm_target()
+    tasks = ms.relax_integration.extract_tasks(fused, tvm_target)
+    if not tasks:
+        raise HwfaceError(f"{network.name} has no kernels to tune")
+    database, _ = logs.open_database(spec, create=True)
+    per_kernel = trials_per_kernel or max(1, math.ceil(trials / len(tasks)))
+    done_before = [logs.records_for(database, t.dispatched[0], spec) for t in tasks]
+    todo = [i for i, n in enumerate(done_before) if n < per_kernel]
+
+    with device_for(spec, tracker) as ep:
+        tracker_addr = f"{ep.tracker_host}:{ep.tracker_port}"
+        devices = next((d.total for d in list_devices(tracker_addr) if d.key == ep.key), 0) or 1
+        builder = make_builder(spec)
+        runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices)
+        first_seen = {i for i, n in enumerate(done_before) if n == 0}
+        untuned = (measure_untuned(tasks, spec, builder, runner, database, first_seen) if measure_baseline
+                   else [None] * len(tasks))
+        progress = TuneProgress(
+            [tasks[i].task_name for i in todo], budget=min(trials, per_kernel * len(todo)),
+            device=f"{ep.key}@{tracker_addr}", tracker=tracker_addr, key=ep.key, enabled=show_progress,
+        )
+        stopped = None
+        if todo:
+            # MetaSchedule sets its console log level from this logger when the contexts are made
+            ms_log = logging.getLogger("tvm.s_tir.meta_schedule")
+            level = ms_log.level
+            ms_log.setLevel(logging.WARNING)
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                [tasks[i] for i in todo], work_dir=tempfile.mkdtemp(prefix="hwface-tune-"), seed=seed,
+                num_threads=max(1, spec.target.get("num-cores", 1) if spec.is_host else 1),
+            )
+            previous = signal.signal(signal.SIGINT, progress.request_stop)
+            try:
+                with progress:
+                    ms.tune.tune_tasks(
+                        tasks=contexts, task_weights=weights, work_dir=tempfile.mkdtemp(prefix="hwface-tune-"),
+                        max_trials_global=trials, max_trials_per_task=per_kernel,
+                        num_trials_per_iter=max(1, min(MAX_TRIALS_PER_ITER, per_kernel)),
+                        builder=builder, runner=runner, database=database,
+                        measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback],
+                        task_scheduler="gradient", module_equality="structural",
+                    )
+            finally:
+                signal.signal(signal.SIGINT, previous)
+                ms_log.setLevel(level)
+            stopped = progress.stopped
+        device = progress.device
+
+    status = logs.status(spec)
+    report = TuneReport(
+        network=network.name, target=spec.name, device=device, logs_dir=str(status.path), db_hash=status.db_hash,
+        trials_budget=trials, trials_per_kernel=per_kernel, trials_run=progress.trials,
+        elapsed_s=round(time.perf_counter() - start, 1), stopped=stopped,
+    )
+    for i, t in enumerate(tasks):
+        best = logs.best_seconds(database, t.dispatched[0])
+        report.kernels.append(KernelResult(
+            name=t.task_name, weight=int(t.weight), records=logs.records_for(database, t.dispatched[0], spec),
+            trials_this_run=progress.per_task.get(t.task_name, 0), best_us=round(best * 1e6, 2) if best else None,
+            untuned_us=round(untuned[i], 2) if untuned[i] else None, reused=i not in todo,
+        ))
+    return report

@@ -1,0 +1,77 @@
+"""Kernel sampler: every kind builds, a tiny budget measures and stores, a rerun resumes, tuned needs issue 5."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwface.errors import HwfaceError
+from hwface.latency.key import layer_key
+from hwface.latency.sampler import KINDS, SampleConfig, config_onnx, draw, neighbours, sample, worst_predicted
+from hwface.latency.store import LatencyStore, db_path
+from tests.conftest import assert_one_line_error
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_builds_and_fuses_into_keyed_kernels(kind):
+    from hwface.compile.pipeline import fuse
+    from hwface.compile.relax_import import import_onnx
+    from hwface.latency.kernels import map_to_onnx
+    from hwface.targets import load_target
+
+    cfg = draw(kind, np.random.default_rng(3))
+    model = config_onnx(cfg)
+    calls = [c for c in map_to_onnx(fuse(import_onnx(model), load_target("host").tvm_target()), model)
+             if not c.reshape_only]
+    assert calls
+    keys = [layer_key(c) for c in calls]
+    expected = {"conv": {"conv", "pwconv"}, "dwconv": {"dwconv"}, "pwconv": {"pwconv"}, "gpwconv": {"gpwconv"},
+                "fc": {"fc"}, "gdconv": {"gdconv"}}.get(kind)
+    if expected:
+        assert keys[0].op in expected, (cfg, keys[0])
+
+
+def test_activations_are_named():
+    from hwface.compile.pipeline import fuse
+    from hwface.compile.relax_import import import_onnx
+    from hwface.latency.kernels import map_to_onnx
+    from hwface.targets import load_target
+
+    for act in ("relu", "prelu", "swish", "hardswish", "sigmoid"):
+        model = config_onnx(SampleConfig.make("dwconv", hw=7, c=16, k=3, s=1, act=act))
+        (call,) = map_to_onnx(fuse(import_onnx(model), load_target("host").tvm_target()), model)
+        assert layer_key(call).activation == act, (act, call.relax_ops)
+
+
+def test_densification_picks_the_worst_fitted_points():
+    rng = np.random.default_rng(0)
+    cfgs = [SampleConfig.make("pwconv", hw=14, cin=c, cout=64, act="none", residual=0) for c in (16, 32, 64, 128, 256,
+                                                                                            384, 512)]
+    lat = [c.p["cin"] * 1.0 for c in cfgs]
+    lat[3] *= 10  # an outlier the model cannot fit
+    assert worst_predicted(list(zip(cfgs, lat)), 1) == [cfgs[3]]
+    near = neighbours(cfgs[3], rng)
+    assert near and all(n.kind == "pwconv" and n != cfgs[3] for n in near)
+
+
+def test_sample_tiny_budget_stores_and_resumes(latency_db):
+    kw = dict(target="host", kinds=("activation", "add", "pool"), batch=3, repeat=2, min_repeat_ms=1,
+              adaptive_fraction=0.34)
+    r = sample(n=3, **kw)
+    assert (r.measured_configs, r.failed_configs, r.already_done) == (3, 0, 0) and r.stored_kernels >= 3
+    with LatencyStore(db_path("host")) as db:
+        frame = db.frame()
+    assert set(frame["regime"]) == {"default"} and set(frame["tuned"]) == {0}
+    assert frame["source"].str.startswith("sample:").all() and frame["trials_per_kernel"].isna().all()
+    r2 = sample(n=3, **kw)
+    assert (r2.measured_configs, r2.already_done) == (0, 3)
+    r3 = sample(n=5, **kw)
+    assert r3.already_done == 3 and r3.measured_configs + r3.failed_configs == 2 and r3.adaptive_configs >= 1
+
+
+def test_tuned_regime_needs_hwface_tune(latency_db, cli):
+    with pytest.raises(HwfaceError, match="tuned sampling needs hwface tune"):
+        sample(target="host", kinds=("activation",), n=1, regime="tuned")
+    assert_one_line_error(cli("sample", "--n", "1", "--regime", "tuned"), "issue 5")
+    assert_one_line_error(cli("sample", "--n", "1", "--kinds", "nosuch"), "nosuch")
+    assert not db_path("host").exists()

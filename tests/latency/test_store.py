@@ -1,0 +1,107 @@
+"""The latency database: idempotent writes, concurrent writers, refusal of emulated rows, export, `hwface db`."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+
+import pandas as pd
+import pytest
+
+from hwface.latency.key import LayerKey
+from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement, db_path
+from tests.conftest import assert_one_line_error
+
+
+def _key(i: int) -> LayerKey:
+    return LayerKey(op="dwconv", fused=("conv2d", "add", "prelu"), input_shapes=((1, 8 + i, 14, 14),),
+                    output_shape=(1, 8 + i, 14, 14), kernel=(3, 3), stride=(1, 1), padding=(1, 1, 1, 1),
+                    dilation=(1, 1), groups=8 + i, activation="prelu")
+
+
+def _m(i: int, writer: int = 0, **kw) -> Measurement:
+    base = dict(key=_key(i % 50), target="host", device_key="host", tvm_version="0.27.0.post1", hwface_version="0.1.0",
+                tuned=False, regime="default", median_us=10.0 + i, p10_us=9.0 + i, p90_us=11.0 + i, cv=0.01,
+                samples=5, device_machine="x86_64", min_repeat_ms=10, source=f"writer{writer}:{i}",
+                measured_at="2026-01-01T00:00:00Z")
+    base.update(kw)
+    return Measurement(**base)
+
+
+def test_writes_are_idempotent(tmp_path):
+    with LatencyStore(tmp_path / "host.sqlite") as db:
+        assert db.add([_m(i) for i in range(10)]) == 10
+        assert db.add([_m(i) for i in range(10)]) == 0
+        st = db.stats()
+        assert (st["layers"], st["measurements"]) == (10, 10)
+        assert db._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _writer(path: str, writer: int, n: int) -> None:
+    with LatencyStore(path) as db:
+        for i in range(0, n, 5):  # many small transactions, interleaving with the other writer
+            db.add([_m(j, writer) for j in range(i, i + 5)])
+
+
+def test_two_concurrent_writers_lose_nothing(tmp_path):
+    path = str(tmp_path / "host.sqlite")
+    LatencyStore(path).close()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, w, 200)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    with LatencyStore(path) as db:
+        st = db.stats()
+    assert st["measurements"] == 400 and st["layers"] == 50
+
+
+def test_emulated_measurements_are_refused(tmp_path):
+    with LatencyStore(tmp_path / "x.sqlite") as db:
+        with pytest.raises(EmulatedMeasurement, match="emulated"):
+            db.add([_m(0), _m(1, emulated=True)])
+        assert db.stats()["measurements"] == 0  # nothing of the batch was stored
+
+
+def test_tuned_regime_needs_tuned_rows(tmp_path):
+    from hwface.errors import HwfaceError
+
+    with LatencyStore(tmp_path / "x.sqlite") as db, pytest.raises(HwfaceError, match="tuned"):
+        db.add([_m(0, regime="tuned")])
+
+
+@pytest.fixture
+def filled_db(latency_db):
+    with LatencyStore(db_path("host")) as db:
+        db.add([_m(i) for i in range(6)] + [_m(i, regime="zoo", source="mobilefacenet") for i in range(3)])
+    return db_path("host")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_export_formats(filled_db, cli, tmp_path, fmt):
+    out = tmp_path / f"export.{fmt}"
+    res = cli("db", "export", "--format", fmt, "-o", out)
+    assert res.code == 0, res.err
+    frame = {"csv": pd.read_csv, "json": pd.read_json, "parquet": pd.read_parquet}[fmt](out)
+    assert len(frame) == 9
+    for col in ("key", "op", "kernel", "target", "device_key", "tvm_version", "tuned", "tuning_db_hash", "regime",
+                "median_us", "p10_us", "p90_us", "cv", "samples", "measured_at", "hwface_version"):
+        assert col in frame.columns
+    assert LayerKey.from_str(frame["key"][0]).op == "dwconv"
+
+
+def test_db_cli_stats_query_and_errors(filled_db, cli, tmp_path):
+    res = cli("db", "stats", "--format", "json")
+    assert res.code == 0, res.err
+    st = json.loads(res.out)
+    assert st["measurements"] == 9 and st["by_regime"] == {"default": 6, "zoo": 3}
+    res = cli("db", "query", "--regime", "zoo", "--format", "json")
+    rows = json.loads(res.out)
+    assert len(rows) == 3 and {r["source"] for r in rows} == {"mobilefacenet"}
+    res = cli("db", "query", "--key", _key(2).to_str(), "--format", "json")
+    assert len(json.loads(res.out)) == 2
+    assert_one_line_error(cli("db", "query", "--where", "nosuchcol=1"), "nosuchcol")
+    assert_one_line_error(cli("db", "export", "--format", "parquet"), "--output")
+    assert_one_line_error(cli("db", "stats", "--db", tmp_path / "none.sqlite"), "no latency database")

@@ -1,0 +1,68 @@
+"""`hwface profile`: per-kernel and end-to-end timing of a tiny network over a loopback tracker."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from hwface.latency.key import LayerKey
+from hwface.latency.store import EmulatedMeasurement, LatencyStore, db_path
+from hwface.targets import load_target
+from tests.conftest import assert_one_line_error
+from tests.latency.conftest import latency_db, tiny_onnx  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(scope="module")
+def loopback():
+    """A private tracker + one host RPC server on 127.0.0.1 (module-scoped)."""
+    from hwface.rpc.embedded import embedded_device
+
+    with embedded_device() as ep:
+        yield ep
+
+
+def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency_db):  # noqa: F811
+    from hwface.measure.profile import profile_model
+
+    r = profile_model(onnx_path=tiny_onnx, target="host", tracker=loopback.tracker, repeat=3, min_repeat_ms=2,
+                      store=True)
+    assert [row.layers for row in r.rows] == [["stem.0", "stem.2"], ["block.0", "block.2"], ["pw"], ["head"]]
+    assert [row.op for row in r.rows] == ["conv", "dwconv", "pwconv", "fc"]
+    for row in r.rows:
+        assert 0 < row.p10_us <= row.median_us <= row.p90_us and row.samples == 3
+        assert LayerKey.from_str(row.key).to_str() == row.key
+    assert abs(sum(row.share for row in r.rows) - 1) < 1e-9
+    assert r.end_to_end.median_us > 0 and r.ratio == pytest.approx(r.kernel_sum_us / r.end_to_end.median_us)
+    assert "ratio" in r.gap_note and not r.tuned and r.device.startswith("host@127.0.0.1:")
+    with LatencyStore(db_path("host")) as db:
+        frame = db.frame()
+    assert len(frame) == 4 and set(frame["regime"]) == {"zoo"} and set(frame["source"]) == {"tiny"}
+    assert set(frame["tuned"]) == {0} and frame["tuning_db_hash"].isna().all()
+    assert frame["device_machine"].notna().all() and (frame["tvm_version"] == "0.27.0.post1").all()
+
+
+def test_profile_cli_json(tiny_onnx, loopback, latency_db, cli):  # noqa: F811
+    res = cli("profile", "--onnx", tiny_onnx, "--tracker", loopback.tracker, "--repeat", "2", "--min-repeat-ms", "1",
+              "--untuned", "--no-store", "--format", "json")
+    assert res.code == 0, res.err
+    out = json.loads(res.out)
+    assert out["summary"]["kernel_calls"] == 4 and out["summary"]["stored"] is None
+    assert out["summary"]["ratio"] > 0 and "large_gap" in out["summary"]
+    assert {k["kernel"] for k in out["kernels"]} >= {"fused_matmul_add3"}
+    assert not db_path("host").exists()
+
+
+def test_profile_refuses_to_store_emulated_latencies(tiny_onnx, latency_db):  # noqa: F811
+    from hwface.measure.profile import profile_model
+
+    spec = dataclasses.replace(load_target("host"), emulated=True)
+    with pytest.raises(EmulatedMeasurement, match="never stored"):
+        profile_model(onnx_path=tiny_onnx, target=spec, store=True)
+
+
+def test_profile_bad_input_is_a_one_line_error(cli):
+    assert_one_line_error(cli("profile", "--model", "mobilefacenet", "--input-shape", "1", "3", "8", "8"),
+                          "--input-shape")
+    assert_one_line_error(cli("profile", "--model", "mobilefacenet", "--target", "nosuch"), "unknown target")

@@ -1,0 +1,42 @@
+"""Tiny real networks for tuning tests, and a private tuning-logs folder per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+
+def _export(net: nn.Module, path: Path) -> Path:
+    torch.manual_seed(0)
+    torch.onnx.export(net.eval(), (torch.randn(1, 3, 32, 32),), str(path), dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["embedding"])
+    return path
+
+
+def stem() -> list[nn.Module]:
+    return [nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU()]
+
+
+@pytest.fixture(scope="session")
+def tiny_a(tmp_path_factory) -> Path:
+    """stem conv + pointwise conv + global pool: three kernels."""
+    net = nn.Sequential(*stem(), nn.Conv2d(8, 16, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return _export(net, tmp_path_factory.mktemp("tiny") / "tiny_a.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_b(tmp_path_factory) -> Path:
+    """the same stem, then a depthwise conv: shares the stem kernel with tiny_a."""
+    net = nn.Sequential(*stem(), nn.Conv2d(8, 8, 3, 1, 1, groups=8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return _export(net, tmp_path_factory.mktemp("tiny") / "tiny_b.onnx")
+
+
+@pytest.fixture
+def tuning_logs(tmp_path, monkeypatch) -> Path:
+    """Point hwface at an empty tuning-logs folder (never the repo's)."""
+    path = tmp_path / "tuning_logs"
+    monkeypatch.setenv("HWFACE_TUNING_LOGS", str(path))
+    return path

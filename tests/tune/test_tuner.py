@@ -1,0 +1,72 @@
+"""Tuning over a loopback tracker: records, reuse across models, tuned builds, CPU-keyed logs."""
+
+from __future__ import annotations
+
+import json
+
+from hwface.compile import compile_artifact
+from hwface.targets import load_target
+from hwface.tune import logs
+from hwface.tune.tuner import tune
+
+
+def test_tune_records_and_reports(tiny_a, tuning_logs, cli):
+    report = tune(onnx_path=tiny_a, target="host", trials=4, trials_per_kernel=2, show_progress=False)
+    assert report.stopped is None and report.trials_run >= 2
+    assert report.device.startswith("host@127.0.0.1:")
+    st = logs.status(load_target("host"))
+    assert st.path.is_relative_to(tuning_logs / "host") and st.records > 0 and st.db_hash == report.db_hash
+    measured = [k for k in report.kernels if k.best_us]
+    assert measured and all(k.untuned_us for k in report.kernels)
+    # the default schedule is a record too: the best is never slower than untuned
+    assert all(k.best_us <= k.untuned_us * 1.0001 for k in measured)
+    rows = report.rows()
+    assert abs(sum(r["share_%"] for r in rows) - 100) < 1.0
+
+
+def test_reuse_across_models(tiny_a, tiny_b, tuning_logs):
+    first = tune(onnx_path=tiny_a, target="host", trials=12, trials_per_kernel=2, show_progress=False)
+    assert all(k.records >= 2 for k in first.kernels)
+    second = tune(onnx_path=tiny_b, target="host", trials=12, trials_per_kernel=2, show_progress=False)
+    shared = {k.name for k in first.kernels} & {k.name for k in second.kernels}
+    reused = {k.name for k in second.kernels if k.reused}
+    assert shared and shared <= reused
+    assert all(k.trials_this_run == 0 for k in second.kernels if k.reused)
+    assert second.trials_run == sum(k.trials_this_run for k in second.kernels if not k.reused) > 0
+
+
+def test_tuned_compile_applies_logs(tiny_a, tuning_logs, tmp_path, cli):
+    tune(onnx_path=tiny_a, target="host", trials=8, trials_per_kernel=2, show_progress=False)
+    res = cli("compile", "--onnx", tiny_a, "-o", tmp_path / "tuned", "--format", "json")
+    assert res.code == 0, res.err
+    tuned = json.loads(res.out)
+    assert tuned["tuning_db_hash"] == logs.status(load_target("host")).db_hash
+    assert tuned["tuned_kernels"] > 0
+    res = cli("compile", "--onnx", tiny_a, "-o", tmp_path / "untuned", "--untuned", "--format", "json")
+    assert json.loads(res.out)["tuning_db_hash"] is None
+    res = cli("run", tmp_path / "tuned", "--check", "--format", "json")
+    assert res.code == 0 and json.loads(res.out)["check"]["match"]
+
+
+def test_host_logs_of_another_cpu_are_not_applied(tiny_a, tuning_logs, tmp_path, cli):
+    spec = load_target("host")
+    assert logs.cpu_id(spec) in str(logs.logs_dir(spec))
+    other = tuning_logs / "host" / "some-other-cpu_skylake_8c"
+    other.mkdir(parents=True)
+    (other / logs.RECORD_FILE).write_text('{"not": "read"}\n')
+    (other / logs.WORKLOAD_FILE).write_text("")
+    assert logs.open_database(spec) == (None, None)
+    assert logs.status(spec).other_cpus == ("some-other-cpu_skylake_8c",)
+    res = cli("compile", "--onnx", tiny_a, "-o", tmp_path / "a")
+    assert res.code == 0 and "some-other-cpu_skylake_8c" in res.err and "not applied" in res.err
+
+
+def test_torn_last_line_is_repaired(tuning_logs):
+    spec = load_target("host")
+    path = logs.logs_dir(spec)
+    path.mkdir(parents=True)
+    (path / logs.WORKLOAD_FILE).write_text('["a", 1]\n["b", 2]\n["c"')
+    (path / logs.RECORD_FILE).write_text("")
+    st = logs.status(spec)
+    assert st.dropped_lines == 1 and st.workloads == 2
+    assert (path / logs.WORKLOAD_FILE).read_text() == '["a", 1]\n["b", 2]\n'
