@@ -34,10 +34,12 @@ DEMO_DIR := artifacts/demo
 demo: venv sysdeps
 	$(VENV)/bin/hwface models
 	$(VENV)/bin/hwface inspect seesaw_share
+	$(VENV)/bin/hwface tune --target host --model seesaw_share --trials 64
 	$(VENV)/bin/hwface compile --model seesaw_share --target host -o $(DEMO_DIR)/seesaw_share-host
 	$(VENV)/bin/hwface compile --model seesaw_share --target linux-arm64 -o $(DEMO_DIR)/seesaw_share-linux-arm64
 	$(VENV)/bin/hwface run $(DEMO_DIR)/seesaw_share-host --check
 	$(VENV)/bin/hwface run $(DEMO_DIR)/seesaw_share-host --rpc --check
+	$(VENV)/bin/hwface profile --target host --model seesaw_share
 
 clean:
 	rm -rf $(VENV) build *.egg-info

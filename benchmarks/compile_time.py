@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _sidebyside import runtimes, side_by_side  # noqa: E402
 
 
 def main() -> None:
@@ -24,18 +27,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of latency sampling")
     args = ap.parse_args()
 
-    import onnxruntime as ort
-    import torch
-    import tvm
-    from tvm import relax
-
     from hwface.compile import compile_artifact
-    from hwface.export import example_input
-    from hwface.models import create_model
     from hwface.targets import host_cores
 
     threads = host_cores()
-    torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix="hwface-bench-"))
     targets = ["host"] + (["linux-arm64"] if shutil.which("aarch64-linux-gnu-g++") else [])
     print(f"threads: {threads} (TVM num-cores, onnxruntime intra-op, torch)")
@@ -50,36 +45,10 @@ def main() -> None:
     print(f"\nuntuned host latency, median of {args.rounds} alternating rounds (ms)")
     print(f"{'model':<16}{'TVM untuned':>12}{'onnxruntime':>12}{'PyTorch':>10}{'TVM/ORT':>9}{'TVM/PT':>8}")
     for name in args.models:
-        art = arts[name, "host"]
-        x = example_input(tuple(art.manifest.input["shape"]))
-        dev = tvm.cpu()
-        vm = relax.VirtualMachine(tvm.runtime.load_module(str(art.so_path)), dev)
-        xt = tvm.runtime.tensor(x, dev)
-        tvm_eval = vm.time_evaluator("main", dev, number=5, repeat=1)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        sess = ort.InferenceSession(str(art.onnx_path), opts, providers=["CPUExecutionProvider"])
-        model = create_model(name)
-        xp = torch.from_numpy(x)
-        feeds = {sess.get_inputs()[0].name: x}
-        samples = {"tvm": [], "ort": [], "torch": []}
-        vm["main"](xt), sess.run(None, feeds), model(xp)  # warm-up
-        for _ in range(args.rounds):
-            samples["tvm"].append(tvm_eval(xt).mean * 1e3)
-            samples["ort"].append(_time(lambda: sess.run(None, feeds)))
-            with torch.no_grad():
-                samples["torch"].append(_time(lambda: model(xp)))
-        med = {k: float(np.median(v)) for k, v in samples.items()}
-        print(f"{name:<16}{med['tvm']:>12.2f}{med['ort']:>12.2f}{med['torch']:>10.2f}"
-              f"{med['tvm'] / med['ort']:>9.2f}{med['tvm'] / med['torch']:>8.2f}")
+        med = side_by_side(runtimes(arts[name, "host"], name, threads), args.rounds)
+        print(f"{name:<16}{med['tvm']:>12.2f}{med['onnxruntime']:>12.2f}{med['pytorch']:>10.2f}"
+              f"{med['tvm'] / med['onnxruntime']:>9.2f}{med['tvm'] / med['pytorch']:>8.2f}")
     shutil.rmtree(work, ignore_errors=True)
-
-
-def _time(fn, number: int = 5) -> float:
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t0) / number * 1e3
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def run_tune(args: argparse.Namespace) -> int:
     )
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
+        if report.stopped:
+            print(f"hwface: tune stopped early: {report.stopped}", file=sys.stderr)
         return 0 if report.stopped is None else 1
     emit(report.rows(), "table", title=f"{report.network} on {report.target} ({report.device})")
     est = report.estimated_network_us()

@@ -82,8 +82,9 @@ class TuneProgress:
             self._bar.update(self._task, completed=min(self.trials, self.budget), kernels=self._kernels_text(),
                              best=best)
         if self._stop_requested:
-            for i in range(len(scheduler.tasks_)):
-                scheduler.terminate_task(i)
+            for i, task in enumerate(scheduler.tasks_):
+                if not task.is_terminated:
+                    scheduler.terminate_task(i)
 
     def _device_alive(self) -> bool:
         from hwface.rpc.devices import list_devices

@@ -260,6 +260,7 @@ def tune(
             ms_log = logging.getLogger("tvm.s_tir.meta_schedule")
             level = ms_log.level
             ms_log.setLevel(logging.WARNING)
+            ms_log.handlers.clear()  # a second tune in one process trips over the first one's handlers
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
                 [tasks[i] for i in todo], work_dir=tempfile.mkdtemp(prefix="hwface-tune-"), seed=seed,
                 num_threads=max(1, spec.target.get("num-cores", 1) if spec.is_host else 1),

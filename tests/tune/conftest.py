@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tests.rpc.conftest import emulated_root  # noqa: F401  (fixture shared with the RPC tests)
 import torch
 from torch import nn
 
@@ -29,8 +31,9 @@ def tiny_a(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_b(tmp_path_factory) -> Path:
-    """the same stem, then a depthwise conv: shares the stem kernel with tiny_a."""
-    net = nn.Sequential(*stem(), nn.Conv2d(8, 8, 3, 1, 1, groups=8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    """tiny_a with a depthwise conv inserted: shares every kernel of tiny_a, adds one."""
+    net = nn.Sequential(*stem(), nn.Conv2d(8, 8, 3, 1, 1, groups=8), nn.ReLU(), nn.Conv2d(8, 16, 1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten())
     return _export(net, tmp_path_factory.mktemp("tiny") / "tiny_b.onnx")
 
 

@@ -1,0 +1,95 @@
+"""A tune killed with SIGKILL resumes; a device that dies mid-tune ends it with a clear message; the emulated device tunes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hwface.rpc.server import start_server
+from hwface.rpc.tracker import start_tracker
+from hwface.targets import load_target
+from hwface.tune import logs
+from tests.conftest import REPO
+
+
+def _records(tuning_logs: Path) -> int:
+    files = list(tuning_logs.glob("**/" + logs.RECORD_FILE))
+    return sum(len(f.read_bytes().splitlines()) for f in files)
+
+
+def _tune_proc(args: list, tuning_logs: Path) -> subprocess.Popen:
+    env = {**os.environ, "HWFACE_TUNING_LOGS": str(tuning_logs)}
+    return subprocess.Popen([sys.executable, "-m", "hwface.cli.main", "tune", *map(str, args), "--format", "json"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def test_resume_after_sigkill(tiny_a, tuning_logs):
+    proc = _tune_proc(["--onnx", tiny_a, "--trials", "60", "--trials-per-kernel", "20"], tuning_logs)
+    deadline = time.monotonic() + 600
+    try:
+        # the default schedules (one record a kernel), then at least one finished batch of 20
+        while _records(tuning_logs) < 24 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert proc.poll() is None, "tune finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    spec = load_target("host")
+    before = logs.status(spec)  # repairs a torn last line, if the kill left one
+    assert before.records >= 24
+    database, _ = logs.open_database(spec)
+    assert database is not None and len(database.get_all_tuning_records()) == before.records
+
+    env = {**os.environ, "HWFACE_TUNING_LOGS": str(tuning_logs)}
+    done = subprocess.run([sys.executable, "-m", "hwface.cli.main", "tune", "--onnx", str(tiny_a), "--trials", "60",
+                           "--trials-per-kernel", "20", "--format", "json"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    finished_before = [k for k in report["kernels"] if k["reused"]]
+    # kernels finished before the kill are not tuned again; the others get their trials
+    assert finished_before and all(k["trials_this_run"] == 0 and k["records"] >= 20 for k in finished_before)
+    assert report["stopped"] is None and report["trials_run"] < 60
+    assert all(k["trials_this_run"] > 0 for k in report["kernels"] if not k["reused"])
+
+
+def test_device_killed_mid_tune(tiny_a, tuning_logs, tmp_path):
+    tracker = start_tracker(log_dir=tmp_path)
+    server = start_server(tracker.address, "doomed", log_dir=tmp_path)
+    try:
+        proc = _tune_proc(["--onnx", tiny_a, "--trials", "200", "--trials-per-kernel", "64", "--tracker",
+                           tracker.address, "--key", "doomed"], tuning_logs)
+        deadline = time.monotonic() + 600
+        while _records(tuning_logs) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        kept = _records(tuning_logs)
+        assert kept >= 4, proc.stderr.read() if proc.poll() is not None else "no records"
+        server.stop()
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 1, err[-2000:]
+        assert "device lost" in err and "doomed" in err
+        assert json.loads(out)["stopped"].startswith("device lost")
+        assert logs.status(load_target("host")).records >= kept
+    finally:
+        server.stop()
+        tracker.stop()
+
+
+@pytest.mark.usefixtures("emulated_root")
+def test_tiny_tune_on_the_emulated_device(tiny_a, tuning_logs):
+    from hwface.tune.tuner import tune
+
+    report = tune(onnx_path=tiny_a, target="arm64-qemu", trials=2, trials_per_kernel=1, show_progress=False,
+                  measure_baseline=False)
+    assert report.stopped is None and report.trials_run >= 1
+    assert report.device.startswith("arm64-qemu@127.0.0.1:")
+    st = logs.status(load_target("arm64-qemu"))
+    assert st.path == tuning_logs / "arm64-qemu" and st.records >= 1
