@@ -55,9 +55,8 @@ def _password(args: argparse.Namespace) -> str | None:
 
 
 def run_emulate(args: argparse.Namespace) -> int:
-    from hwface.rpc import procs
+    from hwface.cli.rpc_cmd import serve
     from hwface.rpc.emulate import prepare_root, start_emulated_server
-    from hwface.rpc.tracker import start_tracker
 
     root = prepare_root()
     info = root.info()
@@ -65,23 +64,12 @@ def run_emulate(args: argparse.Namespace) -> int:
         print(f"emulated AArch64 root ready at {root.base} ({info['size_bytes'] / 1e9:.2f} GB, "
               f"TVM {info['tvm_version']})")
         return 0
-    started = []
-    try:
-        tracker = args.tracker
-        if tracker is None:
-            t = start_tracker()
-            started.append(t)
-            tracker = t.address
-            print(f"RPC tracker (private) listening on {tracker}", flush=True)
-        server = start_emulated_server(tracker, args.key, root=root)
-        started.append(server)
-    except BaseException:
-        for p in reversed(started):
-            p.stop()
-        raise
-    print(f"emulated AArch64 device {args.key!r} on {server.address} registered at {tracker}; "
-          "emulated: latency not meaningful; Ctrl-C stops it", flush=True)
-    return procs.run_foreground([p.proc for p in started])
+    return serve(
+        args.tracker,
+        lambda tracker: start_emulated_server(tracker, args.key, root=root),
+        lambda server, tracker: f"emulated AArch64 device {args.key!r} on {server.address} registered at {tracker}; "
+                                "emulated: latency not meaningful; Ctrl-C stops it",
+    )
 
 
 def run_bootstrap(args: argparse.Namespace) -> int:

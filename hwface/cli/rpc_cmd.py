@@ -49,28 +49,39 @@ def run_tracker(args: argparse.Namespace) -> int:
     return procs.run_foreground([tracker.proc])
 
 
-def run_server(args: argparse.Namespace) -> int:
+def serve(tracker: str | None, start_device, describe) -> int:
+    """Start a device with ``start_device(tracker_address)`` (and a private tracker when ``tracker`` is None),
+    print ``describe(server, tracker_address)`` and run in the foreground until Ctrl-C; everything is
+    stopped by process group."""
     from hwface.rpc import procs
-    from hwface.rpc.server import start_server
     from hwface.rpc.tracker import start_tracker
 
     started = []
     try:
-        tracker = args.tracker
         if tracker is None:
             t = start_tracker()
             started.append(t)
             tracker = t.address
             print(f"RPC tracker (private) listening on {tracker}", flush=True)
-        server = start_server(tracker, args.key, host=args.host, port=args.port)
+        server = start_device(tracker)
         started.append(server)
     except BaseException:
         for p in reversed(started):
             p.stop()
         raise
-    print(f"RPC server {args.key!r} on {server.address} registered at {tracker} (log {server.proc.log_path}); "
-          "Ctrl-C stops it", flush=True)
+    print(describe(server, tracker), flush=True)
     return procs.run_foreground([p.proc for p in started])
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from hwface.rpc.server import start_server
+
+    return serve(
+        args.tracker,
+        lambda tracker: start_server(tracker, args.key, host=args.host, port=args.port),
+        lambda server, tracker: f"RPC server {args.key!r} on {server.address} registered at {tracker} "
+                                f"(log {server.proc.log_path}); Ctrl-C stops it",
+    )
 
 
 def run_devices(args: argparse.Namespace) -> int:
