@@ -36,14 +36,18 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str] | None
     table = Table(title=title, show_lines=False)
     for col in frame.columns:
         table.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
-    for _, row in frame.iterrows():
+    for row in frame.itertuples(index=False):
         table.add_row(*[_cell(v) for v in row])
     Console(file=out, width=None if out.isatty() else 220).print(table)
 
 
 def _cell(v: Any) -> str:
+    if hasattr(v, "item") and not isinstance(v, (list, tuple)):
+        v = v.item()  # numpy scalars
     if v is None or (isinstance(v, float) and v != v):
         return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:,.3f}" if abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int):
