@@ -59,8 +59,11 @@ def test_device_for_a_phone_without_tracker_is_an_error(tmp_path):
 
 
 def test_ctrl_c_stops_the_embedded_device():
+    # SIGINT may be ignored when the suite itself runs in the background (`cmd &`):
+    # the child restores it, as an interactive user's process has it
     script = textwrap.dedent("""
-        import time
+        import signal, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from hwface.rpc.embedded import embedded_device
         with embedded_device() as ep:
             print(ep.tracker, flush=True)
