@@ -114,6 +114,7 @@ def spawn(cmd: Sequence[str], log_path: Path | None = None, env: Mapping[str, st
         popen = subprocess.Popen(
             list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     except OSError as exc:
         raise HwfaceError(f"cannot start {cmd[0]}: {exc.strerror or exc}") from None
@@ -121,6 +122,17 @@ def spawn(cmd: Sequence[str], log_path: Path | None = None, env: Mapping[str, st
         if log_path is not None:
             out.close()
     return ManagedProcess(popen=popen, cmd=list(cmd), log_path=log_path)
+
+
+def _die_with_parent() -> None:
+    """In the child: have Linux SIGTERM it when the process that started it dies, even by SIGKILL,
+    so a killed tune or profile leaves no tracker or server behind (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def stop_group(pgid: int, grace_s: float = 3.0) -> None:
