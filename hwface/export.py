@@ -99,6 +99,17 @@ def export_model(
     )
 
 
+def parity_tolerance(reference: np.ndarray) -> float:
+    """Largest max-abs difference accepted between two runtimes' embeddings: 1e-4, or 1e-4 of the
+    reference's L2 norm when that is larger."""
+    return max(1e-4, 1e-4 * float(np.linalg.norm(reference)))
+
+
+def outputs_match(got: np.ndarray, reference: np.ndarray) -> bool:
+    """True when ``got`` is within :func:`parity_tolerance` of ``reference`` (max abs difference)."""
+    return float(np.abs(np.asarray(got) - np.asarray(reference)).max()) <= parity_tolerance(reference)
+
+
 def example_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """A reproducible face-crop-like input: uniform pixels in [0, 255] normalised as (x - 127.5) / 128."""
     rng = np.random.default_rng(seed)

@@ -153,7 +153,7 @@ def check_output(artifact_dir: str, input_path: str | None, output) -> dict:
     import numpy as np
 
     from hwface.compile.artifact import load_artifact
-    from hwface.export import run_onnxruntime
+    from hwface.export import outputs_match, parity_tolerance, run_onnxruntime
     from hwface.measure.local_run import load_input
 
     artifact = load_artifact(artifact_dir)
@@ -167,7 +167,7 @@ def check_output(artifact_dir: str, input_path: str | None, output) -> dict:
         size = tuple(artifact.manifest.input["shape"][2:])
         with torch.no_grad():
             ref = create_model(artifact.manifest.model, input_size=size)(torch.from_numpy(x)).numpy()
-        if not _close(onnx_ref, ref):
+        if not outputs_match(onnx_ref, ref):
             raise HwfaceError(
                 f"{artifact_dir} was built from another definition of {artifact.manifest.model} than this hwface's "
                 "(its model.onnx disagrees with PyTorch): recompile it"
@@ -176,17 +176,6 @@ def check_output(artifact_dir: str, input_path: str | None, output) -> dict:
     else:
         ref, reference = onnx_ref, "onnxruntime"
     diff = float(np.abs(np.asarray(output) - ref).max())
-    return {"reference": reference, "max_abs_diff": diff, "tolerance": _tolerance(ref), "match": _close(output, ref)}
+    return {"reference": reference, "max_abs_diff": diff, "tolerance": parity_tolerance(ref),
+            "match": outputs_match(output, ref)}
 
-
-def _tolerance(ref) -> float:
-    """Max abs difference accepted: 1e-4, or 1e-4 of the reference's L2 norm when that is larger."""
-    import numpy as np
-
-    return max(1e-4, 1e-4 * float(np.linalg.norm(ref)))
-
-
-def _close(a, b) -> bool:
-    import numpy as np
-
-    return float(np.abs(np.asarray(a) - np.asarray(b)).max()) <= _tolerance(b)

@@ -149,16 +149,18 @@ def count_tuned_kernels(fused, spec: TargetSpec, database) -> tuple[int, int]:
     from tvm.s_tir import meta_schedule as ms
 
     tasks = ms.relax_integration.extract_tasks(fused, spec.tvm_target())
-    tuned = sum(1 for t in tasks if records_for(database, t.dispatched[0], spec) > 0)
-    return tuned, len(tasks)
+    counts = record_counts(database, [t.dispatched[0] for t in tasks])
+    return sum(1 for n in counts if n > 0), len(tasks)
 
 
-def records_for(database, mod, spec: TargetSpec) -> int:
-    """Number of records (measured trials, failed ones included) a database holds for one kernel."""
-    if not database.has_workload(mod):
-        return 0
-    workload = database.commit_workload(mod)
-    return sum(1 for r in database.get_all_tuning_records() if r.workload.same_as(workload))
+def record_counts(database, mods) -> list[int]:
+    """Records (measured trials, failed ones included) a database holds for each kernel (workload).
+
+    The records are read once for all kernels.
+    """
+    workloads = [database.commit_workload(m) if database.has_workload(m) else None for m in mods]
+    records = database.get_all_tuning_records() if any(w is not None for w in workloads) else []
+    return [0 if w is None else sum(1 for r in records if r.workload.same_as(w)) for w in workloads]
 
 
 def best_seconds(database, mod) -> float | None:

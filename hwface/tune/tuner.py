@@ -239,7 +239,7 @@ def tune(
         raise HwfaceError(f"{network.name} has no kernels to tune")
     database, _ = logs.open_database(spec, create=True)
     per_kernel = trials_per_kernel or max(1, math.ceil(trials / len(tasks)))
-    done_before = [logs.records_for(database, t.dispatched[0], spec) for t in tasks]
+    done_before = logs.record_counts(database, [t.dispatched[0] for t in tasks])
     todo = [i for i, n in enumerate(done_before) if n < per_kernel]
 
     with device_for(spec, tracker) as ep:
@@ -288,10 +288,11 @@ def tune(
         trials_budget=trials, trials_per_kernel=per_kernel, trials_run=progress.trials,
         elapsed_s=round(time.perf_counter() - start, 1), stopped=stopped,
     )
+    records = logs.record_counts(database, [t.dispatched[0] for t in tasks])
     for i, t in enumerate(tasks):
         best = logs.best_seconds(database, t.dispatched[0])
         report.kernels.append(KernelResult(
-            name=t.task_name, weight=int(t.weight), records=logs.records_for(database, t.dispatched[0], spec),
+            name=t.task_name, weight=int(t.weight), records=records[i],
             trials_this_run=progress.per_task.get(t.task_name, 0), best_us=round(best * 1e6, 2) if best else None,
             untuned_us=round(untuned[i], 2) if untuned[i] else None, reused=i not in todo,
         ))

@@ -13,14 +13,10 @@ import torch
 from hwface.compile import compile_artifact, load_artifact
 from hwface.compile.artifact import ArtifactError
 from hwface.compile.elf import elf_machine
+from hwface.export import outputs_match
 from hwface.measure.local_run import load_input, run_local
 from hwface.models import create_model, list_models
 from tests.conftest import assert_one_line_error
-
-
-def _parity_ok(got: np.ndarray, ref: np.ndarray) -> bool:
-    diff = float(np.abs(got - ref).max())
-    return diff <= 1e-4 or diff <= 1e-4 * float(np.linalg.norm(ref))
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -35,7 +31,7 @@ def test_host_artifact_matches_pytorch(name, tmp_path):
     with torch.no_grad():
         ref = create_model(name, input_size=tuple(m.input["shape"][2:]))(torch.from_numpy(x)).numpy()
     assert result.output.shape == ref.shape == tuple(m.output["shape"])
-    assert _parity_ok(result.output, ref), float(np.abs(result.output - ref).max())
+    assert outputs_match(result.output, ref), float(np.abs(result.output - ref).max())
 
 
 @pytest.mark.skipif(shutil.which("aarch64-linux-gnu-g++") is None, reason="needs `make sysdeps`")
