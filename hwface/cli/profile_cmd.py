@@ -10,10 +10,12 @@ from hwface.cli.common import add_format, add_input_size, input_size
 from hwface.errors import HwfaceError
 
 PROFILE_COLUMNS = ("index", "kernel", "layers", "op", "input_shapes", "output_shape", "madds", "median_us", "p10_us",
-                   "p90_us", "cv", "share")
+                   "p90_us", "cv", "share", "tuned")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from hwface.latency.sampler import TUNED_TRIALS
+
     p = sub.add_parser("profile", help="time every fused kernel of a network on a device, and the whole artifact")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="zoo name (see `hwface models`)")
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kinds", nargs="+", help="kinds to sample (default: all)")
     p.add_argument("--n", type=int, required=True, help="configurations wanted in total (a rerun resumes)")
     p.add_argument("--regime", choices=("default", "tuned"), default="default",
-                   help="default: TVM's untuned schedule; tuned: a small tuning budget per kernel (needs hwface tune)")
+                   help="default: TVM's untuned schedule; tuned: each kernel tuned with --trials candidates first")
     p.add_argument("--tracker", help="RPC tracker HOST:PORT")
     p.add_argument("--key", help="device key (default: the target's rpc_key); all servers under it are used")
     p.add_argument("--seed", type=int, default=0, help="seed of the prior stream (keep it to resume; default 0)")
@@ -43,19 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adaptive", type=float, default=0.3, help="share of --n chosen by adaptive densification (0.3)")
     p.add_argument("--repeat", type=int, default=5, help="samples per kernel (default 5)")
     p.add_argument("--min-repeat-ms", type=float, default=10, help="minimum sample length in ms (default 10)")
-    p.add_argument("--trials", type=int, default=64, help="tuning trials per kernel in the tuned regime (default 64)")
+    p.add_argument("--trials", type=int, default=TUNED_TRIALS,
+                   help=f"tuning trials per kernel in the tuned regime (default {TUNED_TRIALS})")
     p.add_argument("--db", help="latency database file (default latency_db/<target>.sqlite)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=run_sample)
 
 
 def _database(args: argparse.Namespace, spec):
-    """Tuning records for the target (None with --untuned, without logs, or before `hwface tune` exists)."""
+    """Tuning records for the target (None with --untuned or without logs)."""
+    from hwface.tune.logs import open_database
+
     if args.untuned:
-        return None, None
-    try:
-        from hwface.tune.logs import open_database
-    except ImportError:
         return None, None
     return open_database(spec)
 
@@ -86,7 +87,9 @@ def run_profile(args: argparse.Namespace) -> int:
     from hwface.cli.output import emit
 
     emit(rows, args.format, columns=PROFILE_COLUMNS,
-         title=f"{result.model} on {result.device} ({'tuned' if result.tuned else 'untuned'}), latencies in us")
+         title=f"{result.model} on {result.device} ("
+               f"{f'{result.tuned_kernels}/{result.distinct_kernels} kernels tuned' if result.tuned else 'untuned'}"
+               "), latencies in us")
     if args.format == "table":
         e = result.end_to_end
         print(f"end-to-end: median {e.median_us / 1e3:.3f} ms (p10 {e.p10_us / 1e3:.3f}, p90 {e.p90_us / 1e3:.3f}, "

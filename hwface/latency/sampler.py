@@ -17,9 +17,9 @@ Two regimes, stored apart (the ``regime`` column) and never mixed:
 ``default``
     TVM's schedule without tuning. Cheap: sample widely.
 ``tuned``
-    Each kernel tuned first with a small trial budget (stated in each row), via
-    :func:`tune_kernel`: that hook needs ``hwface tune`` (issue 5) and raises
-    until it exists.
+    Each kernel tuned first with a small trial budget (stated in each row) by
+    :func:`hwface.tune.kernel.tune_kernels`, on the same device(s), in a private
+    database; the row's ``tuning_db_hash`` is the hash of the schedule it timed.
 
 A run resumes where it stopped: configurations are drawn from a seeded stream
 and the ones already done (``sample_configs`` table) are skipped; ``n`` is the
@@ -50,7 +50,7 @@ SIZES = (112, 56, 28, 14, 7)
 SIZE_WEIGHTS = (0.1, 0.25, 0.25, 0.25, 0.15)
 CHANNELS = (16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512)
 MAX_MADDS = 1.5e9  # drawn configurations above this are redrawn (untuned TVM takes seconds on them)
-TUNED_TRIALS = 64
+TUNED_TRIALS = 8  # tuned candidates per kernel in the tuned regime (the shipped rows used this)
 
 
 @dataclass(frozen=True)
@@ -321,33 +321,6 @@ def config_onnx(cfg: SampleConfig, seed: int = 0):
     return model
 
 
-# -- the tuned regime hook -------------------------------------------------------
-
-def tune_kernel(func, spec, endpoint, trials: int, work_dir: Path):
-    """Tune one kernel (PrimFunc) on the device with ``trials`` MetaSchedule trials.
-
-    The hook of the ``tuned`` regime: it will delegate to ``hwface.tune`` (issue 5)
-    and return ``(scheduled PrimFunc, tuning db hash)``.
-
-    Raises
-    ------
-    HwfaceError
-        Until ``hwface.tune`` provides ``tune_kernel``.
-    """
-    try:
-        from hwface.tune.kernel import tune_kernel as impl  # provided by issue 5
-    except ImportError:
-        raise HwfaceError("tuned sampling needs hwface tune (issue 5)") from None
-    return impl(func, spec, endpoint, trials, work_dir)
-
-
-def _require_tuner() -> None:
-    try:
-        import hwface.tune.kernel  # noqa: F401
-    except ImportError:
-        raise HwfaceError("tuned sampling needs hwface tune (issue 5)") from None
-
-
 # -- the adaptive model -----------------------------------------------------------
 
 def _features(cfg: SampleConfig) -> dict[str, float]:
@@ -394,10 +367,22 @@ class _Built:
     so_path: Path | None
     kernels: list[tuple[SampleConfig, Any, Any]]  # (config, KernelSpec, KernelCall)
     failed: dict[str, str]
+    schedules: dict[str, str] = field(default_factory=dict)  # kernel function -> schedule hash (tuned regime)
 
 
-def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str) -> _Built:
-    """Import, fuse and compile a batch of configurations into one kernel library."""
+def _error_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[-1][:300] if text else ''}"
+
+
+def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str,
+                tune: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> _Built:
+    """Import, fuse and compile a batch of configurations into one kernel library.
+
+    With ``tune`` (the tuned regime), the batch's kernels are tuned first:
+    ``tune(name -> PrimFunc)`` returns name -> :class:`hwface.tune.kernel.TunedKernel`,
+    and a configuration with a kernel left untuned is recorded as failed.
+    """
     from hwface.compile.pipeline import fuse
     from hwface.compile.relax_import import import_onnx
     from hwface.latency.kernels import map_to_onnx
@@ -421,9 +406,18 @@ def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str) -> _Bui
                 funcs[fname] = pf[c.kernel]
                 kernels.append((cfg, KernelSpec(fname, tuple(c.arg_shapes), tuple(c.arg_dtypes)), c))
         except Exception as exc:  # a configuration TVM cannot build is recorded, not fatal
-            failed[cfg.config_id] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else ''}"
+            failed[cfg.config_id] = _error_line(exc)
+    schedules: dict[str, str] = {}
+    if tune is not None and funcs:
+        tuned = tune(funcs)
+        for cfg, ks, _ in kernels:
+            if ks.name not in tuned:
+                failed.setdefault(cfg.config_id, f"no schedule of kernel {ks.name} ran on the device")
+        kernels = [k for k in kernels if k[0].config_id not in failed]
+        funcs = {ks.name: tuned[ks.name].func for _, ks, _ in kernels}
+        schedules = {name: tuned[name].schedule_hash for name in funcs}
     so = build_kernel_library(funcs, spec, work / f"{tag}.so") if funcs else None
-    return _Built(configs, so, kernels, failed)
+    return _Built(configs, so, kernels, failed, schedules)
 
 
 def sample(
@@ -465,7 +459,8 @@ def sample(
     repeat, min_repeat_ms
         ``time_evaluator`` samples per kernel and minimum sample length (ms).
     trials_per_kernel : int
-        Tuning budget per kernel (``tuned`` regime), stored in each row.
+        Tuned candidates per kernel (``tuned`` regime; TVM's default schedule is
+        measured besides), stored in each row.
     db_path : path, optional
         Latency database (default ``latency_db/<target>.sqlite``).
     progress : callable, optional
@@ -474,7 +469,7 @@ def sample(
     Raises
     ------
     HwfaceError
-        Unknown kinds/regime, an emulated device, or the tuned regime before issue 5.
+        Unknown kinds/regime or an emulated device.
     """
     import tvm
 
@@ -499,8 +494,6 @@ def sample(
     spec = target if isinstance(target, TargetSpec) else load_target(target)
     if spec.emulated:
         raise EmulatedMeasurement(f"target {spec.name} is emulated: its latencies are never stored")
-    if regime == "tuned":
-        _require_tuner()
     spec.linker()
     say = progress or (lambda done, total, msg: None)
     path = Path(db_path) if db_path else default_db_path(spec.name)
@@ -557,6 +550,7 @@ def sample(
                         hwface_version=hwface.__version__, tuned=regime == "tuned", regime=regime,
                         median_us=st.median_us, p10_us=st.p10_us, p90_us=st.p90_us, cv=st.cv, samples=st.samples,
                         trials_per_kernel=trials_per_kernel if regime == "tuned" else None,
+                        tuning_db_hash=built.schedules.get(ks.name),
                         device_machine=(info or {}).get("machine"), device_info={**(info or {}), "address": device},
                         min_repeat_ms=min_repeat_ms, source=f"sample:{cfg.config_id}", kernel_name=call.kernel,
                         madds=kernel_madds(call)))
@@ -616,6 +610,15 @@ def sample(
                         report.prior_configs += 1
                 return out
 
+            tune = None
+            if regime == "tuned":
+                from hwface.tune.kernel import tune_kernels
+
+                def tune(funcs: dict[str, Any]) -> dict[str, Any]:
+                    say(len(done_ids) + report.measured_configs + report.failed_configs, n,
+                        f"tuning {len(funcs)} kernels, {trials_per_kernel} trials each")
+                    return tune_kernels(funcs, spec, ep, trials_per_kernel, seed=seed)
+
             say(len(done_ids), n, f"{missing} configurations to measure on {devices} device(s) under {ep.key!r}")
             in_flight_max = 1 if spec.is_host else devices  # on the host, never compile while timing
             with ThreadPoolExecutor(max_workers=devices) as pool:
@@ -627,7 +630,7 @@ def sample(
                         if not configs:
                             break
                         tag += 1
-                        built = build_batch(configs, spec, work, f"b{tag}")
+                        built = build_batch(configs, spec, work, f"b{tag}", tune)
                         futures.add(pool.submit(run, built))
                     if not futures:
                         break

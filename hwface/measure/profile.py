@@ -306,11 +306,9 @@ def profile_model(
     scheduled = apply_database(fused, spec, database)
     funcs = primfuncs(scheduled)
     names = sorted({c.kernel for c in timed_calls})
-    tuned_kernels = None
-    if database is not None:
-        from hwface.tune.logs import count_tuned_kernels
-
-        tuned_kernels = count_tuned_kernels(fused, spec, database)[0]
+    # MetaScheduleApplyDatabase marks the kernels it found a record for
+    scheduled_names = {n for n in names if funcs[n].attrs and funcs[n].attrs.get("tirx.is_scheduled")}
+    tuned_kernels = len(scheduled_names) if database is not None else None
     work = Path(tempfile.mkdtemp(prefix="hwface-profile-"))
     say(f"building {len(names)} kernels and the artifact for {spec.name}")
     lib_path = build_kernel_library({n: funcs[n] for n in names}, spec, work / "kernels.so")
@@ -366,14 +364,15 @@ def profile_model(
             index=c.index, kernel=c.kernel, layers=c.modules, onnx_ops=list(c.onnx_ops), op=k.op, fused=f["fused"],
             input_shapes=f["input_shapes"], output_shape=f["output_shape"], madds=madds, median_us=st.median_us,
             p10_us=st.p10_us, p90_us=st.p90_us, cv=st.cv, samples=st.samples,
-            share=st.median_us / total if total else 0.0, key=k.to_str(), tuned=tuned))
+            share=st.median_us / total if total else 0.0, key=k.to_str(), tuned=c.kernel in scheduled_names))
         if c.kernel in seen:
             continue
         seen.add(c.kernel)
         measurements.append(Measurement(
             key=k, target=spec.name, device_key=ep.key, tvm_version=tvm_version, hwface_version=hwface.__version__,
-            tuned=tuned, regime="zoo", median_us=st.median_us, p10_us=st.p10_us, p90_us=st.p90_us, cv=st.cv,
-            samples=st.samples, tuning_db_hash=tuning_db_hash if tuned else None,
+            tuned=c.kernel in scheduled_names, regime="zoo", median_us=st.median_us, p10_us=st.p10_us,
+            p90_us=st.p90_us, cv=st.cv, samples=st.samples,
+            tuning_db_hash=tuning_db_hash if c.kernel in scheduled_names else None,
             device_machine=(info or {}).get("machine"), device_info=info, min_repeat_ms=min_repeat_ms,
             source=network.name, kernel_name=c.kernel, madds=madds, emulated=emulated))
     result = ProfileResult(

@@ -145,18 +145,19 @@ def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, ti
     )
 
 
-def measure_untuned(tasks, spec, builder, runner, database=None, commit: set[int] | None = None) -> list[float | None]:
-    """Mean latency (us) of each task's default (untuned) schedule, measured like a trial.
+def measure_default(mods, spec, builder, runner, database=None, commit: set[int] | None = None) -> list[float | None]:
+    """Mean latency (us) of each kernel's default (untuned) schedule, measured like a trial.
 
-    With ``database``, each measurement (of the tasks in ``commit``, default all) is also committed as a record with an
-    empty trace: TVM's default schedule is a candidate like any other, so the
-    best record of a kernel is never slower than leaving it untuned.
+    ``mods`` are one-kernel IRModules (a task's ``dispatched[0]``). With
+    ``database``, each measurement (of the kernels in ``commit``, default all) is
+    also committed as a record with a no-op trace: TVM's default schedule is a
+    candidate like any other, so the best record of a kernel is never slower than
+    leaving it untuned.
     """
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.schedule import Schedule
 
     target = spec.tvm_target()
-    mods = [t.dispatched[0] for t in tasks]
     built = builder.build([ms.builder.BuilderInput(m, target) for m in mods])
     inputs, index = [], []
     for i, (m, b) in enumerate(zip(mods, built)):
@@ -248,7 +249,8 @@ def tune(
         builder = make_builder(spec)
         runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices)
         first_seen = {i for i, n in enumerate(done_before) if n == 0}
-        untuned = (measure_untuned(tasks, spec, builder, runner, database, first_seen) if measure_baseline
+        untuned = (measure_default([t.dispatched[0] for t in tasks], spec, builder, runner, database, first_seen)
+                   if measure_baseline
                    else [None] * len(tasks))
         progress = TuneProgress(
             [tasks[i].task_name for i in todo], budget=min(trials, per_kernel * len(todo)),

@@ -1,11 +1,10 @@
-"""Kernel sampler: every kind builds, a tiny budget measures and stores, a rerun resumes, tuned needs issue 5."""
+"""Kernel sampler: every kind builds, a tiny budget measures and stores, a rerun resumes, the tuned regime tunes first."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hwface.errors import HwfaceError
 from hwface.latency.key import layer_key
 from hwface.latency.sampler import KINDS, SampleConfig, config_onnx, draw, neighbours, sample, worst_predicted
 from hwface.latency.store import LatencyStore, db_path
@@ -69,9 +68,19 @@ def test_sample_tiny_budget_stores_and_resumes(latency_db):
     assert r3.already_done == 3 and r3.measured_configs + r3.failed_configs == 2 and r3.adaptive_configs >= 1
 
 
-def test_tuned_regime_needs_hwface_tune(latency_db, cli):
-    with pytest.raises(HwfaceError, match="tuned sampling needs hwface tune"):
-        sample(target="host", kinds=("activation",), n=1, regime="tuned")
-    assert_one_line_error(cli("sample", "--n", "1", "--regime", "tuned"), "issue 5")
+def test_tuned_regime_tunes_each_kernel_and_states_its_budget(latency_db):
+    r = sample(target="host", kinds=("dwconv",), n=1, regime="tuned", trials_per_kernel=2, batch=1, repeat=2,
+               min_repeat_ms=1, adaptive_fraction=0)
+    assert (r.measured_configs, r.failed_configs) == (1, 0) and r.stored_kernels >= 1
+    with LatencyStore(db_path("host")) as db:
+        frame = db.frame()
+    assert set(frame["regime"]) == {"tuned"} and set(frame["tuned"]) == {1}
+    assert set(frame["trials_per_kernel"]) == {2}
+    assert frame["tuning_db_hash"].str.fullmatch(r"[0-9a-f]{16}").all()
+    assert sample(target="host", kinds=("dwconv",), n=1, regime="tuned", trials_per_kernel=2).already_done == 1
+
+
+def test_bad_sampler_input_is_one_line(latency_db, cli):
     assert_one_line_error(cli("sample", "--n", "1", "--kinds", "nosuch"), "nosuch")
+    assert_one_line_error(cli("sample", "--n", "0"), "--n")
     assert not db_path("host").exists()

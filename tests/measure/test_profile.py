@@ -43,6 +43,24 @@ def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency
     assert frame["device_machine"].notna().all() and (frame["tvm_version"] == "0.27.0.post1").all()
 
 
+def test_profile_applies_tuning_records(tiny_onnx, loopback, latency_db, tmp_path, monkeypatch):  # noqa: F811
+    from hwface.measure.profile import profile_model
+    from hwface.tune.logs import open_database
+    from hwface.tune.tuner import tune
+
+    monkeypatch.setenv("HWFACE_TUNING_LOGS", str(tmp_path / "tuning_logs"))
+    spec = load_target("host")
+    tune(onnx_path=tiny_onnx, target=spec.name, trials=2, trials_per_kernel=1, tracker=loopback.tracker,
+         show_progress=False)
+    database, db_hash = open_database(spec)
+    r = profile_model(onnx_path=tiny_onnx, target=spec, tracker=loopback.tracker, database=database,
+                      tuning_db_hash=db_hash, repeat=2, min_repeat_ms=1, store=True)
+    assert r.tuned and r.tuned_kernels == r.distinct_kernels == 4 and all(row.tuned for row in r.rows)
+    with LatencyStore(db_path("host")) as db:
+        frame = db.frame()
+    assert set(frame["tuned"]) == {1} and set(frame["tuning_db_hash"]) == {db_hash}
+
+
 def test_profile_cli_json(tiny_onnx, loopback, latency_db, cli):  # noqa: F811
     res = cli("profile", "--onnx", tiny_onnx, "--tracker", loopback.tracker, "--repeat", "2", "--min-repeat-ms", "1",
               "--untuned", "--no-store", "--format", "json")
