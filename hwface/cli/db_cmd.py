@@ -67,6 +67,15 @@ def run_stats(args: argparse.Namespace) -> int:
     for name in ("by_regime", "by_op", "by_device_key", "by_tvm_version", "sample_configs"):
         if st[name]:
             print(f"  {name.replace('by_', '')}: " + ", ".join(f"{k}={v}" for k, v in st[name].items()))
+    for target, regimes in st["by_target_regime"].items():
+        for regime, c in regimes.items():
+            parts = [f"{c.get('measurements', 0)} measurements ({c.get('tuned_measurements') or 0} tuned)",
+                     f"{c.get('layers', 0)} layer keys"]
+            if "sampled_configs" in c:
+                parts.append(f"{c['sampled_configs']} sampled configurations")
+            if "models" in c:
+                parts.append(f"{len(c['models'])} zoo models")
+            print(f"  {target}/{regime}: " + ", ".join(parts))
     return 0
 
 

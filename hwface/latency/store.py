@@ -277,7 +277,7 @@ class LatencyStore:
         return pd.read_sql_query(sql, self._conn, params=args)
 
     def stats(self) -> dict[str, Any]:
-        """Counts: layers, measurements, per regime/op/device, and the measured time span."""
+        """Counts: layers, measurements, per regime/op/device, per target and regime (zoo models, sampled configurations), and the measured time span."""
         c = self._conn
         out: dict[str, Any] = {
             "path": str(self.path),
@@ -293,6 +293,18 @@ class LatencyStore:
         out["first_measured_at"], out["last_measured_at"] = span[0], span[1]
         out["sample_configs"] = {f"{r[0]}/{r[1]}": r[2] for r in c.execute(
             "SELECT regime, status, COUNT(*) FROM sample_configs GROUP BY regime, status")}
+        per: dict[str, dict[str, Any]] = {}
+        for target, regime, n, tuned, keys in c.execute(
+                "SELECT target, regime, COUNT(*), SUM(tuned), COUNT(DISTINCT key) FROM measurements "
+                "GROUP BY target, regime ORDER BY target, regime"):
+            per.setdefault(target, {})[regime] = {"measurements": n, "tuned_measurements": tuned, "layers": keys}
+        for target, regime, n in c.execute(
+                "SELECT target, regime, COUNT(*) FROM sample_configs WHERE status = 'done' GROUP BY target, regime"):
+            per.setdefault(target, {}).setdefault(regime, {})["sampled_configs"] = n
+        for target, models in c.execute(
+                "SELECT target, GROUP_CONCAT(DISTINCT source) FROM measurements WHERE regime = 'zoo' GROUP BY target"):
+            per[target]["zoo"]["models"] = sorted(models.split(","))
+        out["by_target_regime"] = per
         return out
 
 

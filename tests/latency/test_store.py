@@ -97,6 +97,9 @@ def test_db_cli_stats_query_and_errors(filled_db, cli, tmp_path):
     assert res.code == 0, res.err
     st = json.loads(res.out)
     assert st["measurements"] == 9 and st["by_regime"] == {"default": 6, "zoo": 3}
+    assert st["by_target_regime"] == {"host": {
+        "default": {"measurements": 6, "tuned_measurements": 0, "layers": 6},
+        "zoo": {"measurements": 3, "tuned_measurements": 0, "layers": 3, "models": ["mobilefacenet"]}}}
     res = cli("db", "query", "--regime", "zoo", "--format", "json")
     rows = json.loads(res.out)
     assert len(rows) == 3 and {r["source"] for r in rows} == {"mobilefacenet"}
