@@ -536,6 +536,8 @@ def sample(
                     timings = call_with_deadline(
                         lambda: time_kernels(s, built.so_path, [k for _, k, _ in built.kernels], repeat, min_repeat_ms),
                         1800, f"timing a batch on {s.name}")
+                if regime == "tuned":  # free the device: the next batch is tuned on it first
+                    s.sess, local.s = None, None
                 return built, timings, info, s.name
 
             measured: list[tuple[SampleConfig, float]] = []

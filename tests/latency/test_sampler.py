@@ -69,15 +69,16 @@ def test_sample_tiny_budget_stores_and_resumes(latency_db):
 
 
 def test_tuned_regime_tunes_each_kernel_and_states_its_budget(latency_db):
-    r = sample(target="host", kinds=("dwconv",), n=1, regime="tuned", trials_per_kernel=2, batch=1, repeat=2,
+    # two batches: the second is tuned on the device the first was timed on
+    r = sample(target="host", kinds=("dwconv",), n=2, regime="tuned", trials_per_kernel=2, batch=1, repeat=2,
                min_repeat_ms=1, adaptive_fraction=0)
-    assert (r.measured_configs, r.failed_configs) == (1, 0) and r.stored_kernels >= 1
+    assert (r.measured_configs, r.failed_configs) == (2, 0) and r.stored_kernels >= 2
     with LatencyStore(db_path("host")) as db:
         frame = db.frame()
     assert set(frame["regime"]) == {"tuned"} and set(frame["tuned"]) == {1}
     assert set(frame["trials_per_kernel"]) == {2}
     assert frame["tuning_db_hash"].str.fullmatch(r"[0-9a-f]{16}").all()
-    assert sample(target="host", kinds=("dwconv",), n=1, regime="tuned", trials_per_kernel=2).already_done == 1
+    assert sample(target="host", kinds=("dwconv",), n=2, regime="tuned", trials_per_kernel=2).already_done == 2
 
 
 def test_bad_sampler_input_is_one_line(latency_db, cli):
