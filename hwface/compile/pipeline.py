@@ -12,10 +12,11 @@ def fast_sigmoid(x):
     """Logistic sigmoid ``1 / (1 + exp(-x))`` with TOPI's vectorizable polynomial ``fast_exp``.
 
     TVM's own ``tir.sigmoid`` lowers to one scalar libm ``expf`` call per element
-    (about 1.6 ns an element on the reference host, 7x the polynomial), which made
-    every swish of the SeesawFaceNet and FR-MBConv networks cost more than its
-    convolution. ``fast_exp`` differs from ``expf`` by at most a few ulp on float32
-    and falls back to ``exp`` for other dtypes.
+    (1.85 ns an element on the reference host, 8x the polynomial, see
+    ``benchmarks/sigmoid_lowering.py``), which made every swish of the SeesawFaceNet
+    and FR-MBConv networks cost more than its convolution. ``fast_exp`` stays within
+    2e-7 relative error of ``expf`` on float32 and falls back to ``exp`` for other
+    dtypes.
     """
     from tvm import te, tirx, topi
 
