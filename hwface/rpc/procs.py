@@ -96,9 +96,15 @@ class ManagedProcess:
             pass
 
 
+GROUP_GUARD = Path(__file__).with_name("group_guard.py")
+
+
 def spawn(cmd: Sequence[str], log_path: Path | None = None, env: Mapping[str, str] | None = None,
           cwd: str | os.PathLike | None = None) -> ManagedProcess:
-    """Start ``cmd`` as the leader of a new session and process group.
+    """Start ``cmd`` in a new session and process group, under :mod:`hwface.rpc.group_guard`.
+
+    The guard leads the group and dies with the process calling this (even by
+    SIGKILL), taking the whole group with it.
 
     Parameters
     ----------
@@ -112,7 +118,7 @@ def spawn(cmd: Sequence[str], log_path: Path | None = None, env: Mapping[str, st
     out = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
         popen = subprocess.Popen(
-            list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, str(GROUP_GUARD), *cmd], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
             preexec_fn=_die_with_parent,
         )
@@ -125,8 +131,8 @@ def spawn(cmd: Sequence[str], log_path: Path | None = None, env: Mapping[str, st
 
 
 def _die_with_parent() -> None:
-    """In the child: have Linux SIGTERM it when the process that started it dies, even by SIGKILL,
-    so a killed tune or profile leaves no tracker or server behind (PR_SET_PDEATHSIG)."""
+    """In the child (the group guard): have Linux SIGTERM it when the process that started it dies,
+    even by SIGKILL, so a killed tune or profile leaves no tracker or server behind (PR_SET_PDEATHSIG)."""
     try:
         import ctypes
 
