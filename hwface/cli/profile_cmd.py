@@ -14,7 +14,7 @@ PROFILE_COLUMNS = ("index", "kernel", "layers", "op", "input_shapes", "output_sh
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from hwface.latency.sampler import TUNED_TRIALS
+    from hwface.tune.kernel import DEFAULT_TRIALS
 
     p = sub.add_parser("profile", help="time every fused kernel of a network on a device, and the whole artifact")
     src = p.add_mutually_exclusive_group(required=True)
@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adaptive", type=float, default=0.3, help="share of --n chosen by adaptive densification (0.3)")
     p.add_argument("--repeat", type=int, default=5, help="samples per kernel (default 5)")
     p.add_argument("--min-repeat-ms", type=float, default=10, help="minimum sample length in ms (default 10)")
-    p.add_argument("--trials", type=int, default=TUNED_TRIALS,
-                   help=f"tuning trials per kernel in the tuned regime (default {TUNED_TRIALS})")
+    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+                   help=f"tuning trials per kernel in the tuned regime (default {DEFAULT_TRIALS})")
     p.add_argument("--db", help="latency database file (default latency_db/<target>.sqlite)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=run_sample)

@@ -42,6 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hwface.errors import HwfaceError
+from hwface.tune.kernel import DEFAULT_TRIALS, tune_kernels
 
 KINDS = ("conv", "dwconv", "pwconv", "gpwconv", "se", "activation", "shuffle", "add", "pool", "fc", "gdconv")
 REGIMES = ("default", "tuned")
@@ -50,7 +51,6 @@ SIZES = (112, 56, 28, 14, 7)
 SIZE_WEIGHTS = (0.1, 0.25, 0.25, 0.25, 0.15)
 CHANNELS = (16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512)
 MAX_MADDS = 1.5e9  # drawn configurations above this are redrawn (untuned TVM takes seconds on them)
-TUNED_TRIALS = 8  # tuned candidates per kernel in the tuned regime (the shipped rows used this)
 
 
 @dataclass(frozen=True)
@@ -432,7 +432,7 @@ def sample(
     adaptive_fraction: float = 0.3,
     repeat: int = 5,
     min_repeat_ms: float = 10,
-    trials_per_kernel: int = TUNED_TRIALS,
+    trials_per_kernel: int = DEFAULT_TRIALS,
     db_path: str | Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> SampleReport:
@@ -479,7 +479,7 @@ def sample(
     from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement
     from hwface.latency.store import db_path as default_db_path
     from hwface.measure.profile import time_kernels
-    from hwface.rpc.devices import connect, list_devices
+    from hwface.rpc.devices import connect, devices_under
     from hwface.rpc.embedded import DeviceEndpoint, device_for
     from hwface.rpc.remote import call_with_deadline
     from hwface.targets import TargetSpec, load_target
@@ -504,7 +504,7 @@ def sample(
         with device_for(spec, tracker) as ep:
             if key:
                 ep = DeviceEndpoint(ep.tracker_host, ep.tracker_port, key, ep.emulated)
-            devices = next((d.total for d in list_devices(ep.tracker) if d.key == ep.key), 0)
+            devices = devices_under(ep.tracker, ep.key)
             if devices == 0:
                 from hwface.rpc.devices import NoDevice
 
@@ -614,8 +614,6 @@ def sample(
 
             tune = None
             if regime == "tuned":
-                from hwface.tune.kernel import tune_kernels
-
                 def tune(funcs: dict[str, Any]) -> dict[str, Any]:
                     say(len(done_ids) + report.measured_configs + report.failed_configs, n,
                         f"tuning {len(funcs)} kernels, {trials_per_kernel} trials each")

@@ -129,6 +129,11 @@ def tracker_summary(tracker: str | tuple[str, int], timeout_s: float = 5.0) -> d
     return reply[1]
 
 
+def devices_under(tracker: str | tuple[str, int], key: str, timeout_s: float = 5.0) -> int:
+    """Number of servers registered under ``key`` at the tracker (0 when none)."""
+    return next((d.total for d in list_devices(tracker, timeout_s) if d.key == key), 0)
+
+
 def list_devices(tracker: str | tuple[str, int], timeout_s: float = 5.0) -> list[DeviceStatus]:
     """Per key: servers registered (total), free, and clients pending, sorted by key.
 

@@ -13,12 +13,13 @@ is never slower than the untuned one.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+# Tuned candidates per kernel in the sampler's tuned regime (the shipped rows used this).
+DEFAULT_TRIALS = 8
 # A small budget gains nothing from a large evolutionary population; this keeps
 # the search (which runs on the host, between measurements) in proportion.
 POPULATION_PER_TRIAL = 16
@@ -82,9 +83,9 @@ def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: in
     from tvm.s_tir import meta_schedule as ms
 
     from hwface.errors import HwfaceError
-    from hwface.rpc.devices import list_devices
+    from hwface.rpc.devices import devices_under
     from hwface.tune.logs import best_seconds, record_counts
-    from hwface.tune.tuner import make_builder, make_runner, measure_default
+    from hwface.tune.tuner import make_builder, make_runner, measure_default, meta_schedule_logging, search_threads
 
     if trials < 1:
         raise HwfaceError("the tuned regime needs at least 1 trial per kernel")
@@ -93,32 +94,25 @@ def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: in
     target = spec.tvm_target()
     names = list(funcs)
     mods = [tvm.IRModule({"main": funcs[n].with_attr("global_symbol", "main")}) for n in names]
-    devices = next((d.total for d in list_devices(endpoint.tracker) if d.key == endpoint.key), 0) or 1
+    devices = devices_under(endpoint.tracker, endpoint.key) or 1
     builder = make_builder(spec)
     runner = make_runner(endpoint.tracker_host, endpoint.tracker_port, endpoint.key, devices)
     database = ms.database.MemoryDatabase()
     default_us = measure_default(mods, spec, builder, runner, database)
 
-    work_dir = tempfile.mkdtemp(prefix="hwface-tune-kernels-")
-    ms_log = logging.getLogger("tvm.s_tir.meta_schedule")
-    level = ms_log.level
-    ms_log.setLevel(logging.WARNING)
-    ms_log.handlers.clear()  # see hwface.tune.tuner.tune
-    try:
+    with meta_schedule_logging():
         contexts = [
             ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
                            search_strategy=_search_strategy(trials), task_name=name, rand_state=seed + i,
-                           num_threads=max(1, spec.target.get("num-cores", 1) if spec.is_host else 1)).clone()
+                           num_threads=search_threads(spec)).clone()
             for i, (name, mod) in enumerate(zip(names, mods))
         ]
         ms.tune.tune_tasks(
-            tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=work_dir,
+            tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=tempfile.mkdtemp(prefix="hwface-tune-kernels-"),
             max_trials_global=trials * len(contexts), max_trials_per_task=trials, num_trials_per_iter=trials,
             builder=builder, runner=runner, database=database, task_scheduler="round-robin",
             cost_model="random", module_equality="structural",
         )
-    finally:
-        ms_log.setLevel(level)
 
     out: dict[str, TunedKernel] = {}
     counts = record_counts(database, mods)

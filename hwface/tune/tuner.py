@@ -15,6 +15,7 @@ import math
 import signal
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -145,6 +146,29 @@ def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, ti
     )
 
 
+def search_threads(spec) -> int:
+    """Threads MetaSchedule's search may use: the host's cores when the host is the device, else 1."""
+    return max(1, spec.target.get("num-cores", 1) if spec.is_host else 1)
+
+
+@contextmanager
+def meta_schedule_logging():
+    """MetaSchedule's console logging at WARNING while tune contexts are made and run.
+
+    MetaSchedule sets its console level from this logger when the contexts are
+    made; its handlers are cleared first because a second tune in one process
+    trips over the first one's.
+    """
+    ms_log = logging.getLogger("tvm.s_tir.meta_schedule")
+    level = ms_log.level
+    ms_log.setLevel(logging.WARNING)
+    ms_log.handlers.clear()
+    try:
+        yield
+    finally:
+        ms_log.setLevel(level)
+
+
 def measure_default(mods, spec, builder, runner, database=None, commit: set[int] | None = None) -> list[float | None]:
     """Mean latency (us) of each kernel's default (untuned) schedule, measured like a trial.
 
@@ -219,7 +243,7 @@ def tune(
     from tvm.s_tir import meta_schedule as ms
 
     from hwface.compile.network import fused_module, load_network
-    from hwface.rpc.devices import list_devices
+    from hwface.rpc.devices import devices_under
     from hwface.rpc.embedded import device_for
     from hwface.targets import load_target
     from hwface.tune import logs
@@ -245,7 +269,7 @@ def tune(
 
     with device_for(spec, tracker) as ep:
         tracker_addr = f"{ep.tracker_host}:{ep.tracker_port}"
-        devices = next((d.total for d in list_devices(tracker_addr) if d.key == ep.key), 0) or 1
+        devices = devices_under(tracker_addr, ep.key) or 1
         builder = make_builder(spec)
         runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices)
         first_seen = {i for i, n in enumerate(done_before) if n == 0}
@@ -258,29 +282,25 @@ def tune(
         )
         stopped = None
         if todo:
-            # MetaSchedule sets its console log level from this logger when the contexts are made
-            ms_log = logging.getLogger("tvm.s_tir.meta_schedule")
-            level = ms_log.level
-            ms_log.setLevel(logging.WARNING)
-            ms_log.handlers.clear()  # a second tune in one process trips over the first one's handlers
-            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                [tasks[i] for i in todo], work_dir=tempfile.mkdtemp(prefix="hwface-tune-"), seed=seed,
-                num_threads=max(1, spec.target.get("num-cores", 1) if spec.is_host else 1),
-            )
-            previous = signal.signal(signal.SIGINT, progress.request_stop)
-            try:
-                with progress:
-                    ms.tune.tune_tasks(
-                        tasks=contexts, task_weights=weights, work_dir=tempfile.mkdtemp(prefix="hwface-tune-"),
-                        max_trials_global=trials, max_trials_per_task=per_kernel,
-                        num_trials_per_iter=max(1, min(MAX_TRIALS_PER_ITER, per_kernel)),
-                        builder=builder, runner=runner, database=database,
-                        measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback],
-                        task_scheduler="gradient", module_equality="structural",
-                    )
-            finally:
-                signal.signal(signal.SIGINT, previous)
-                ms_log.setLevel(level)
+            with meta_schedule_logging():
+                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                    [tasks[i] for i in todo], work_dir=tempfile.mkdtemp(prefix="hwface-tune-"), seed=seed,
+                    num_threads=search_threads(spec),
+                )
+                previous = signal.signal(signal.SIGINT, progress.request_stop)
+                try:
+                    with progress:
+                        ms.tune.tune_tasks(
+                            tasks=contexts, task_weights=weights, work_dir=tempfile.mkdtemp(prefix="hwface-tune-"),
+                            max_trials_global=trials, max_trials_per_task=per_kernel,
+                            num_trials_per_iter=max(1, min(MAX_TRIALS_PER_ITER, per_kernel)),
+                            builder=builder, runner=runner, database=database,
+                            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                               progress.callback],
+                            task_scheduler="gradient", module_equality="structural",
+                        )
+                finally:
+                    signal.signal(signal.SIGINT, previous)
             stopped = progress.stopped
         device = progress.device
 
