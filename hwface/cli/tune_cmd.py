@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=64, help="trial budget of this run (default 64)")
     p.add_argument("--trials-per-kernel", type=int,
                    help="records after which a kernel counts as tuned and is reused (default: trials / kernels)")
+    p.add_argument("--top-kernels", type=int, metavar="N",
+                   help="tune only the N kernels with the largest share of the network's time (default: all)")
     p.add_argument("--tracker", help="RPC tracker HOST:PORT (host target: default is an embedded private device)")
     p.add_argument("--key", help="device key at the tracker (default: the target's rpc_key)")
     add_input_size(p)
@@ -35,7 +37,7 @@ def run_tune(args: argparse.Namespace) -> int:
         model=args.model, onnx_path=args.onnx, target=args.target, trials=args.trials,
         trials_per_kernel=args.trials_per_kernel, tracker=args.tracker, key=args.key,
         input_size=input_size(args), input_shape=tuple(args.input_shape) if args.input_shape else None,
-        measure_baseline=not args.no_baseline, show_progress=args.format == "table",
+        measure_baseline=not args.no_baseline, top_kernels=args.top_kernels, show_progress=args.format == "table",
     )
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
@@ -45,8 +47,11 @@ def run_tune(args: argparse.Namespace) -> int:
     emit(report.rows(), "table", title=f"{report.network} on {report.target} ({report.device})")
     est = report.estimated_network_us()
     reused = sum(1 for k in report.kernels if k.reused)
-    print(f"{len(report.kernels)} distinct kernels: {reused} reused from the logs, {len(report.kernels) - reused} tuned "
-          f"this run ({report.trials_run} trials in {report.elapsed_s:.0f} s, up to {report.trials_per_kernel} per kernel)")
+    left_out = sum(1 for k in report.kernels if k.left_out)
+    tuned = len(report.kernels) - reused - left_out
+    print(f"{len(report.kernels)} distinct kernels: {reused} reused from the logs, {tuned} tuned this run "
+          f"({report.trials_run} trials in {report.elapsed_s:.0f} s, up to {report.trials_per_kernel} per kernel)"
+          + (f", {left_out} left out (--top-kernels)" if left_out else ""))
     if est["kernels_counted"]:
         print(f"sum of kernel latencies: {est['tuned'] / 1e3:.2f} ms tuned vs {est['untuned'] / 1e3:.2f} ms untuned "
               f"({est['untuned'] / max(est['tuned'], 1e-9):.1f}x)")

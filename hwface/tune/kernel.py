@@ -96,7 +96,7 @@ def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: in
     mods = [tvm.IRModule({"main": funcs[n].with_attr("global_symbol", "main")}) for n in names]
     devices = devices_under(endpoint.tracker, endpoint.key) or 1
     builder = make_builder(spec)
-    runner = make_runner(endpoint.tracker_host, endpoint.tracker_port, endpoint.key, devices)
+    runner = make_runner(endpoint.tracker_host, endpoint.tracker_port, endpoint.key, devices, exclusive=spec.is_host)
     database = ms.database.MemoryDatabase()
     default_us = measure_default(mods, spec, builder, runner, database)
 

@@ -81,6 +81,10 @@ class TuneProgress:
             best = f"best {name}: {self.best_us[name]:.1f} us" if name in self.best_us else ""
             self._bar.update(self._task, completed=min(self.trials, self.budget), kernels=self._kernels_text(),
                              best=best)
+            if not self._bar.console.is_terminal:  # a log file gets one line per batch instead of a redrawn bar
+                self._bar.console.print(f"tuning {min(self.trials, self.budget)}/{self.budget} trials, "
+                                        f"{self._kernels_text()}, {best}, {self._bar.tasks[0].elapsed or 0:.0f} s",
+                                        highlight=False)
         if self._stop_requested:
             for i, task in enumerate(scheduler.tasks_):
                 if not task.is_terminated:

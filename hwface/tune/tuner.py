@@ -23,6 +23,11 @@ from pathlib import Path
 from hwface.errors import HwfaceError
 
 MAX_TRIALS_PER_ITER = 64
+# Round-robin commits each kernel's batch as soon as it is measured. MetaSchedule's
+# "gradient" scheduler first sends one batch of every kernel and commits none until
+# all have run (a SIGKILL or Ctrl-C then loses them all); with per-kernel trial caps
+# summing to the budget, its gradient has nothing left to choose anyway.
+TASK_SCHEDULER = "round-robin"
 # Seconds a measurement waits for a free device before it counts as failed.
 SESSION_WAIT_S = 30.0
 
@@ -32,7 +37,8 @@ class KernelResult:
     """One distinct kernel of the network after tuning.
 
     Latencies are means of the measured repeats, in microseconds; ``weight`` is
-    how many times the kernel occurs in the network.
+    how many times the kernel occurs in the network. ``reused``: it already had
+    enough records; ``left_out``: it was outside ``top_kernels`` and not tuned.
     """
 
     name: str
@@ -42,6 +48,7 @@ class KernelResult:
     best_us: float | None
     untuned_us: float | None
     reused: bool
+    left_out: bool = False
 
     @property
     def speedup(self) -> float | None:
@@ -73,7 +80,7 @@ class TuneReport:
         for k in sorted(self.kernels, key=lambda k: -(k.best_us or 0) * k.weight):
             rows.append({
                 "kernel": k.name, "count": k.weight, "records": k.records, "trials_this_run": k.trials_this_run,
-                "reused": k.reused, "best_us": k.best_us, "untuned_us": k.untuned_us,
+                "reused": k.reused, "left_out": k.left_out, "best_us": k.best_us, "untuned_us": k.untuned_us,
                 "speedup": round(k.speedup, 2) if k.speedup else None,
                 "share_%": round(100 * (k.best_us or 0) * k.weight / total, 1),
             })
@@ -95,29 +102,23 @@ class TuneReport:
         }
 
 
-def export_so(mod, linker: str | None, ndk: bool) -> str:
-    """Builder export for MetaSchedule: a linked ``.so`` (a phone cannot link the default ``.tar``)."""
-    import os
+def export_candidate(module, spec) -> str:
+    """Builder export for MetaSchedule: the candidate linked like an artifact, as a ``.so`` in a fresh folder.
 
-    from tvm.support import cc
-    from tvm.support import ndk as ndk_support
+    A phone cannot link MetaSchedule's default ``.tar``; the folder is removed
+    after the candidate ran (MetaSchedule's RemoveBuildArtifact callback).
+    """
+    from hwface.compile.build import export_so
 
-    path = os.path.join(tempfile.mkdtemp(prefix="hwface-ms-"), "kernel.so")
-    if linker is None:
-        mod.export_library(path)
-    elif ndk:
-        mod.export_library(path, fcompile=ndk_support.create_shared)
-    else:
-        mod.export_library(path, fcompile=cc.cross_compiler(linker))
-    return path
+    return str(export_so(module, Path(tempfile.mkdtemp(prefix="hwface-ms-")) / "kernel.so", spec))
 
 
 def make_builder(spec):
     """In-process builder linking with the target's linker (checked up front)."""
-    from hwface.targets import NDK
     from hwface.tune.builder import InProcessBuilder
 
-    return InProcessBuilder(partial(export_so, linker=spec.linker(), ndk=spec.cross_compiler == NDK))
+    spec.linker()
+    return InProcessBuilder(partial(export_candidate, spec=spec))
 
 
 def create_session(rpc_config):
@@ -132,11 +133,19 @@ def create_session(rpc_config):
                    timeout_s=SESSION_WAIT_S, session_timeout_s=rpc_config.session_timeout_sec).sess
 
 
-def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, timeout_s: float = 60.0):
-    """RPCRunner measuring on every device registered under ``key`` at once."""
+def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, exclusive: bool,
+                timeout_s: float = 60.0):
+    """RPCRunner measuring on every device registered under ``key`` at once.
+
+    ``exclusive``: the device shares this machine's cores, so each batch is
+    measured to completion before the tuner compiles the next
+    (:class:`hwface.tune.runner.ExclusiveRunner`).
+    """
     from tvm.s_tir import meta_schedule as ms
 
-    return ms.runner.RPCRunner(
+    from hwface.tune.runner import ExclusiveRunner
+
+    runner = ms.runner.RPCRunner(
         f_create_session=create_session,
         rpc_config=ms.runner.RPCConfig(tracker_host=tracker_host, tracker_port=tracker_port, tracker_key=key,
                                        session_timeout_sec=int(timeout_s), session_priority=1),
@@ -144,6 +153,7 @@ def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, ti
                                                    enable_cpu_cache_flush=False),
         max_workers=max(1, devices),
     )
+    return ExclusiveRunner(runner) if exclusive else runner
 
 
 def search_threads(spec) -> int:
@@ -179,6 +189,7 @@ def measure_default(mods, spec, builder, runner, database=None, commit: set[int]
     leaving it untuned.
     """
     from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.utils import remove_build_dir
     from tvm.s_tir.schedule import Schedule
 
     target = spec.tvm_target()
@@ -189,8 +200,11 @@ def measure_default(mods, spec, builder, runner, database=None, commit: set[int]
             inputs.append(ms.runner.RunnerInput(b.artifact_path, "cpu", ms.arg_info.ArgInfo.from_prim_func(m["main"])))
             index.append(i)
     out: list[float | None] = [None] * len(mods)
-    for i, future in zip(index, runner.run(inputs)):
-        res = future.result()
+    results = [future.result() for future in runner.run(inputs)]
+    for b in built:  # what MetaSchedule's RemoveBuildArtifact callback does for tuned candidates
+        if b.artifact_path is not None:
+            remove_build_dir(b.artifact_path)
+    for i, res in zip(index, results):
         if res.error_msg is None and res.run_secs:
             out[i] = 1e6 * sum(float(s) for s in res.run_secs) / len(res.run_secs)
             if database is not None and (commit is None or i in commit):
@@ -204,6 +218,12 @@ def measure_default(mods, spec, builder, runner, database=None, commit: set[int]
     return out
 
 
+def heaviest_kernels(weights: list[int], latencies_us: list[float | None], n: int) -> set[int]:
+    """Indices of the ``n`` kernels with the largest latency x occurrences (unknown latencies rank last)."""
+    order = sorted(range(len(weights)), key=lambda i: -(latencies_us[i] or 0.0) * weights[i])
+    return set(order[:n])
+
+
 def tune(
     model: str | None = None,
     onnx_path: str | Path | None = None,
@@ -215,6 +235,7 @@ def tune(
     input_size: tuple[int, int] | None = None,
     input_shape: tuple[int, ...] | None = None,
     measure_baseline: bool = True,
+    top_kernels: int | None = None,
     show_progress: bool = True,
     seed: int | None = 0,
 ) -> TuneReport:
@@ -229,14 +250,18 @@ def tune(
     trials : int
         Global trial budget of this run (measurements on the device).
     trials_per_kernel : int, optional
-        A kernel with this many records is finished (and reused by later runns
-        and other models); default ``ceil(trials / distinct kernels)``.
+        A kernel with this many records is finished (and reused by later runs
+        and other models); default ``ceil(trials / kernels tuned)``.
     tracker : str, optional
         ``HOST:PORT``; the host target without one uses the embedded device.
     key : str, optional
         Device key (default: the target's ``rpc_key``).
     measure_baseline : bool
         Also measure every kernel's untuned schedule (for the speedup column).
+    top_kernels : int, optional
+        Tune only this many kernels: those with the largest share of the
+        network's time (best recorded latency, else untuned latency, x
+        occurrences), where more trials pay off most. Default: every kernel.
     """
     import dataclasses
 
@@ -251,6 +276,8 @@ def tune(
 
     if trials < 1:
         raise HwfaceError("--trials must be at least 1")
+    if top_kernels is not None and top_kernels < 1:
+        raise HwfaceError("--top-kernels must be at least 1")
     spec = load_target(target)
     spec.linker()
     if key:
@@ -263,19 +290,23 @@ def tune(
     if not tasks:
         raise HwfaceError(f"{network.name} has no kernels to tune")
     database, _ = logs.open_database(spec, create=True)
-    per_kernel = trials_per_kernel or max(1, math.ceil(trials / len(tasks)))
+    focus = min(top_kernels or len(tasks), len(tasks))
+    per_kernel = trials_per_kernel or max(1, math.ceil(trials / focus))
     done_before = logs.record_counts(database, [t.dispatched[0] for t in tasks])
-    todo = [i for i, n in enumerate(done_before) if n < per_kernel]
 
     with device_for(spec, tracker) as ep:
         tracker_addr = f"{ep.tracker_host}:{ep.tracker_port}"
         devices = devices_under(tracker_addr, ep.key) or 1
         builder = make_builder(spec)
-        runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices)
+        runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices, exclusive=spec.is_host)
         first_seen = {i for i, n in enumerate(done_before) if n == 0}
         untuned = (measure_default([t.dispatched[0] for t in tasks], spec, builder, runner, database, first_seen)
-                   if measure_baseline
+                   if measure_baseline or top_kernels
                    else [None] * len(tasks))
+        best_known = [logs.best_seconds(database, t.dispatched[0]) for t in tasks]
+        heaviest = heaviest_kernels([int(t.weight) for t in tasks],
+                                    [1e6 * b if b else u for b, u in zip(best_known, untuned)], focus)
+        todo = [i for i, n in enumerate(done_before) if n < per_kernel and i in heaviest]
         progress = TuneProgress(
             [tasks[i].task_name for i in todo], budget=min(trials, per_kernel * len(todo)),
             device=f"{ep.key}@{tracker_addr}", tracker=tracker_addr, key=ep.key, enabled=show_progress,
@@ -297,7 +328,7 @@ def tune(
                             builder=builder, runner=runner, database=database,
                             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                                progress.callback],
-                            task_scheduler="gradient", module_equality="structural",
+                            task_scheduler=TASK_SCHEDULER, module_equality="structural",
                         )
                 finally:
                     signal.signal(signal.SIGINT, previous)
@@ -316,6 +347,7 @@ def tune(
         report.kernels.append(KernelResult(
             name=t.task_name, weight=int(t.weight), records=records[i],
             trials_this_run=progress.per_task.get(t.task_name, 0), best_us=round(best * 1e6, 2) if best else None,
-            untuned_us=round(untuned[i], 2) if untuned[i] else None, reused=i not in todo,
+            untuned_us=round(untuned[i], 2) if untuned[i] else None, reused=done_before[i] >= per_kernel,
+            left_out=done_before[i] < per_kernel and i not in heaviest,
         ))
     return report

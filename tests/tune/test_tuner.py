@@ -7,7 +7,7 @@ import json
 from hwface.compile import compile_artifact
 from hwface.targets import load_target
 from hwface.tune import logs
-from hwface.tune.tuner import tune
+from hwface.tune.tuner import heaviest_kernels, tune
 
 
 def test_tune_records_and_reports(tiny_a, tuning_logs, cli):
@@ -70,3 +70,19 @@ def test_torn_last_line_is_repaired(tuning_logs):
     st = logs.status(spec)
     assert st.dropped_lines == 1 and st.workloads == 2
     assert (path / logs.WORKLOAD_FILE).read_text() == '["a", 1]\n["b", 2]\n'
+
+
+def test_heaviest_kernels_rank_by_latency_times_occurrences():
+    # 10 us x 3 calls outweighs 25 us x 1; an unmeasured kernel ranks last
+    assert heaviest_kernels([3, 1, 5], [10.0, 25.0, None], 1) == {0}
+    assert heaviest_kernels([3, 1, 5], [10.0, 25.0, None], 2) == {0, 1}
+
+
+def test_top_kernels_tunes_only_the_heaviest(tiny_a, tuning_logs):
+    report = tune(onnx_path=tiny_a, target="host", trials=4, trials_per_kernel=2, top_kernels=1, show_progress=False)
+    tuned = [k for k in report.kernels if k.trials_this_run]
+    left_out = [k for k in report.kernels if k.left_out]
+    heaviest = max(report.kernels, key=lambda k: k.untuned_us * k.weight)
+    assert [k.name for k in tuned] == [heaviest.name]
+    assert len(left_out) == len(report.kernels) - 1 and heaviest not in left_out
+    assert report.trials_per_kernel == 2 and all(k.records >= 1 for k in left_out)  # their default schedule is kept
