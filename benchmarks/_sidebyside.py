@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -14,14 +15,32 @@ def _time_ms(fn, number: int) -> float:
     return (time.perf_counter() - t0) / number * 1e3
 
 
-def side_by_side(runners: dict, rounds: int, number: int = 5) -> dict[str, float]:
-    """Median over ``rounds`` of the mean of ``number`` calls of each runner (ms), alternating runners each round."""
-    for fn in runners.values():
+# Pause before timing each runtime: the previous one's thread pool keeps spinning for a
+# while after its last call (TVM's, onnxruntime's and OpenMP's all do) and would take
+# the cores from the next one.
+SETTLE_S = 0.2
+
+
+# One sample lasts at least this long, so that it is dominated by steady-state calls.
+MIN_SAMPLE_MS = 100.0
+
+
+def side_by_side(runners: dict, rounds: int) -> dict[str, float]:
+    """Median over ``rounds`` of the mean latency of each runner (ms), alternating runners each round.
+
+    Each sample is a warm call after :data:`SETTLE_S` of rest, then enough calls
+    to last :data:`MIN_SAMPLE_MS`.
+    """
+    number = {}
+    for name, fn in runners.items():
         fn()  # warm-up
+        number[name] = max(5, int(MIN_SAMPLE_MS / max(_time_ms(fn, 3), 1e-3)))
     samples = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
-            samples[name].append(_time_ms(fn, number))
+            time.sleep(SETTLE_S)
+            fn()
+            samples[name].append(_time_ms(fn, number[name]))
     return {name: float(np.median(v)) for name, v in samples.items()}
 
 
@@ -33,7 +52,12 @@ def runtimes(artifact, model_name: str, threads: int) -> dict:
     from tvm import relax
 
     from hwface.export import example_input
+    from hwface.measure.threads import ENV, runtime_threads
     from hwface.models import create_model
+
+    os.environ[ENV] = str(threads)  # before TVM's thread pool starts: its x86 default is half the CPUs
+    if runtime_threads() != threads:
+        raise RuntimeError(f"TVM runs {runtime_threads()} threads, not {threads}: set {ENV} before running TVM")
 
     x = example_input(tuple(artifact.manifest.input["shape"]))
     dev = tvm.cpu()

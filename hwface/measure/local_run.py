@@ -10,6 +10,7 @@ import numpy as np
 from hwface.compile.artifact import Artifact, load_artifact
 from hwface.compile.elf import elf_machine, host_machine
 from hwface.errors import HwfaceError
+from hwface.measure.threads import use_all_cores
 from hwface.measure.timing import LatencyStats, time_vm_main
 
 
@@ -53,7 +54,7 @@ def output_summary(y: np.ndarray) -> dict:
 
 
 def run_local(artifact_dir: str | Path, input_path: str | Path | None = None, timed: bool = True) -> RunResult:
-    """Load an artifact on this machine (after the sha256 check), run it, and time it.
+    """Load an artifact on this machine (after the sha256 check), run it, and time it on every usable core.
 
     Raises
     ------
@@ -71,6 +72,7 @@ def run_local(artifact_dir: str | Path, input_path: str | Path | None = None, ti
             f"{host_machine()}: run it on its device with --tracker HOST:PORT --key KEY"
         )
     x = load_input(artifact, input_path)
+    use_all_cores()
     dev = tvm.cpu()
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(artifact.so_path)), dev)
     arg = tvm.runtime.tensor(x, dev)

@@ -4,8 +4,13 @@ This file runs on the device with nothing but TVM installed (it never imports
 hwface): hwface starts it by path on this machine, copies it next to the root
 of an emulated device, and uploads it over SSH to a bootstrapped one.
 
+The server times kernels on every core it may use: TVM's x86 default is half the
+logical CPUs (it assumes hyper-threads), so ``TVM_NUM_THREADS`` is set to the
+affinity mask's size unless it is already set.
+
 ``hwface.device_info()`` returns JSON: machine (``platform.machine()``), system,
-Python and TVM versions, and ``emulated`` (set by ``HWFACE_EMULATED=1``), so a
+Python and TVM versions, the runtime's thread count (``runtime_threads``) and
+``emulated`` (set by ``HWFACE_EMULATED=1``), so a
 client can refuse a shared object built for another architecture before sending
 it, and never report a timing measured under emulation as a latency.
 
@@ -15,6 +20,7 @@ The arguments are those of ``python -m tvm.exec.rpc_server``; ``--host`` default
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -37,6 +43,7 @@ def _register_device_info():
         "tvm_version": tvm.__version__,
         "emulated": os.environ.get("HWFACE_EMULATED") == "1",
         "runtime_only": os.environ.get("TVM_USE_RUNTIME_LIB") == "1",
+        "runtime_threads": int(tvm.get_global_func("runtime.NumThreads")()),
         "pid": os.getpid(),
     }
 
@@ -57,6 +64,9 @@ def main(argv=None):
     parser.add_argument("--silent", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    # hwface.measure.threads.use_all_cores, repeated: this file never imports hwface
+    os.environ.setdefault("TVM_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                 else os.cpu_count() or 1))
 
     from tvm import rpc
 

@@ -1,41 +1,75 @@
-"""A MetaSchedule builder that compiles candidates in this process.
+"""A MetaSchedule builder with long-lived worker processes and a per-candidate timeout.
 
 MetaSchedule's LocalBuilder starts a fresh pool of worker processes for every
 batch (to contain a memory leak); each worker imports TVM, which on a loaded
 2-core machine costs 10-30 s per batch, far more than compiling the batch
-itself (0.1-0.5 s a kernel). Building in-process removes that cost; the price
-is no per-candidate timeout and no isolation from a crashing LLVM, neither of
-which the fused face-network kernels have needed here.
+itself (0.1-0.5 s a kernel). Building in this process avoids that but cannot
+stop a candidate whose LLVM code generation never ends (one seesaw_share
+candidate ran 10 minutes and stopped the tune). This builder keeps its workers
+across batches, recycles each after :data:`MAX_USES` builds (the leak), and
+kills and replaces a worker whose build exceeds the timeout, which then counts
+as a failed candidate.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
 
+# Builds a worker process serves before it is replaced.
+MAX_USES = 256
+# Seconds one candidate may take to compile and link.
+BUILD_TIMEOUT_S = 60.0
+
+
+def build_and_export(f_export, mod_and_target) -> str:
+    """Compile one candidate with MetaSchedule's default build and link it with ``f_export`` (runs in a worker)."""
+    from tvm.s_tir.meta_schedule.builder.local_builder import default_build
+
+    mod, target = mod_and_target
+    return f_export(default_build(mod, target, None))
+
 
 @derived_object
-class InProcessBuilder(PyBuilder):
-    """Build and link each candidate with ``f_export(runtime_module) -> path``.
+class PooledBuilder(PyBuilder):
+    """Build and link each candidate with ``f_export(runtime_module) -> path`` in worker processes.
 
     Parameters
     ----------
     f_export : callable
-        Links a built runtime module into a file the runner uploads (a ``.so``).
+        Links a built runtime module into a file the runner uploads (a ``.so``);
+        must be picklable.
+    workers : int
+        Worker processes building at once.
+    timeout_s : float
+        Seconds a candidate may take before its worker is killed.
     """
 
-    def __init__(self, f_export) -> None:
+    def __init__(self, f_export, workers: int = 1, timeout_s: float = BUILD_TIMEOUT_S) -> None:
         super().__init__()
+        from tvm.support.popen_pool import PopenPoolExecutor
+
         self.f_export = f_export
+        self.timeout_s = timeout_s
+        self.pool = PopenPoolExecutor(max_workers=workers, timeout=timeout_s, maximum_process_uses=MAX_USES)
 
     def build(self, build_inputs: list[BuilderInput]) -> list[BuilderResult]:
-        from tvm.s_tir.meta_schedule.builder.local_builder import default_build
+        from tvm.support.popen_pool import StatusKind
 
         results = []
-        for item in build_inputs:
-            try:
-                module = default_build(item.mod, item.target, None)
-                results.append(BuilderResult(self.f_export(module), None))
-            except Exception as exc:  # a bad candidate is a failed trial, not a failed tune
-                results.append(BuilderResult(None, f"InProcessBuilder: {type(exc).__name__}: {exc}"))
+        for res in self.pool.map_with_error_catching(
+            partial(build_and_export, self.f_export), [(item.mod, item.target) for item in build_inputs]
+        ):
+            if res.status == StatusKind.COMPLETE:
+                results.append(BuilderResult(res.value, None))
+            elif res.status == StatusKind.TIMEOUT:
+                results.append(BuilderResult(None, f"build timed out after {self.timeout_s:.0f} s"))
+            else:  # a bad candidate is a failed trial, not a failed tune
+                results.append(BuilderResult(None, f"build failed: {res.value}"))
         return results
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self.pool.shutdown(wait=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -95,24 +96,24 @@ def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: in
     names = list(funcs)
     mods = [tvm.IRModule({"main": funcs[n].with_attr("global_symbol", "main")}) for n in names]
     devices = devices_under(endpoint.tracker, endpoint.key) or 1
-    builder = make_builder(spec)
-    runner = make_runner(endpoint.tracker_host, endpoint.tracker_port, endpoint.key, devices, exclusive=spec.is_host)
-    database = ms.database.MemoryDatabase()
-    default_us = measure_default(mods, spec, builder, runner, database)
+    with closing(make_builder(spec)) as builder:
+        runner = make_runner(endpoint.tracker_host, endpoint.tracker_port, endpoint.key, devices, exclusive=spec.is_host)
+        database = ms.database.MemoryDatabase()
+        default_us = measure_default(mods, spec, builder, runner, database)
 
-    with meta_schedule_logging():
-        contexts = [
-            ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
-                           search_strategy=_search_strategy(trials), task_name=name, rand_state=seed + i,
-                           num_threads=search_threads(spec)).clone()
-            for i, (name, mod) in enumerate(zip(names, mods))
-        ]
-        ms.tune.tune_tasks(
-            tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=tempfile.mkdtemp(prefix="hwface-tune-kernels-"),
-            max_trials_global=trials * len(contexts), max_trials_per_task=trials, num_trials_per_iter=trials,
-            builder=builder, runner=runner, database=database, task_scheduler="round-robin",
-            cost_model="random", module_equality="structural",
-        )
+        with meta_schedule_logging():
+            contexts = [
+                ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
+                               search_strategy=_search_strategy(trials), task_name=name, rand_state=seed + i,
+                               num_threads=search_threads(spec)).clone()
+                for i, (name, mod) in enumerate(zip(names, mods))
+            ]
+            ms.tune.tune_tasks(
+                tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=tempfile.mkdtemp(prefix="hwface-tune-kernels-"),
+                max_trials_global=trials * len(contexts), max_trials_per_task=trials, num_trials_per_iter=trials,
+                builder=builder, runner=runner, database=database, task_scheduler="round-robin",
+                cost_model="random", module_equality="structural",
+            )
 
     out: dict[str, TunedKernel] = {}
     counts = record_counts(database, mods)

@@ -82,9 +82,8 @@ class TuneProgress:
             self._bar.update(self._task, completed=min(self.trials, self.budget), kernels=self._kernels_text(),
                              best=best)
             if not self._bar.console.is_terminal:  # a log file gets one line per batch instead of a redrawn bar
-                self._bar.console.print(f"tuning {min(self.trials, self.budget)}/{self.budget} trials, "
-                                        f"{self._kernels_text()}, {best}, {self._bar.tasks[0].elapsed or 0:.0f} s",
-                                        highlight=False)
+                print(f"tuning {min(self.trials, self.budget)}/{self.budget} trials, {self._kernels_text()}, {best}, "
+                      f"{self._bar.tasks[0].elapsed or 0:.0f} s", file=sys.stderr, flush=True)
         if self._stop_requested:
             for i, task in enumerate(scheduler.tasks_):
                 if not task.is_terminated:

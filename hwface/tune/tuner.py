@@ -15,7 +15,7 @@ import math
 import signal
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -114,11 +114,15 @@ def export_candidate(module, spec) -> str:
 
 
 def make_builder(spec):
-    """In-process builder linking with the target's linker (checked up front)."""
-    from hwface.tune.builder import InProcessBuilder
+    """Builder compiling candidates in worker processes on every core, linking with the target's linker.
+
+    The linker is checked up front. Call ``close()`` on it when done.
+    """
+    from hwface.measure.threads import usable_cores
+    from hwface.tune.builder import PooledBuilder
 
     spec.linker()
-    return InProcessBuilder(partial(export_candidate, spec=spec))
+    return PooledBuilder(partial(export_candidate, spec=spec), workers=usable_cores())
 
 
 def create_session(rpc_config):
@@ -294,10 +298,9 @@ def tune(
     per_kernel = trials_per_kernel or max(1, math.ceil(trials / focus))
     done_before = logs.record_counts(database, [t.dispatched[0] for t in tasks])
 
-    with device_for(spec, tracker) as ep:
+    with device_for(spec, tracker) as ep, closing(make_builder(spec)) as builder:
         tracker_addr = f"{ep.tracker_host}:{ep.tracker_port}"
         devices = devices_under(tracker_addr, ep.key) or 1
-        builder = make_builder(spec)
         runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices, exclusive=spec.is_host)
         first_seen = {i for i, n in enumerate(done_before) if n == 0}
         untuned = (measure_default([t.dispatched[0] for t in tasks], spec, builder, runner, database, first_seen)

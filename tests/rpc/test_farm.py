@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from hwface.measure.threads import usable_cores
 from hwface.rpc.devices import DeviceLost, NoDevice, TrackerUnreachable, connect, list_devices
 from hwface.rpc.remote import run_remote
 from tests.conftest import assert_one_line_error
@@ -36,6 +37,8 @@ def test_session_occupies_one_device(rpc_farm):
     s = connect(tracker.address, "host", timeout_s=20)
     info = s.device_info()
     assert info["machine"] == "x86_64" and not info["emulated"] and info["runtime_only"]
+    # every usable core, not TVM's x86 default of half the CPUs
+    assert info["runtime_threads"] == usable_cores()
     assert list_devices(tracker.address)[0].free == 1
     del s
     deadline = time.monotonic() + 10

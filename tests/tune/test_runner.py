@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import tvm
 from tvm import te
 from tvm.s_tir import meta_schedule as ms
@@ -21,8 +23,9 @@ def _vector_add(n: int) -> tvm.IRModule:
 def test_exclusive_runner_returns_finished_measurements(tmp_path):
     spec = load_target("host")
     mods = [_vector_add(n) for n in (1 << 12, 1 << 16)]
-    built = make_builder(spec).build([ms.builder.BuilderInput(m, spec.tvm_target()) for m in mods])
-    assert all(b.error_msg is None for b in built)
+    with closing(make_builder(spec)) as builder:
+        built = builder.build([ms.builder.BuilderInput(m, spec.tvm_target()) for m in mods])
+    assert all(b.error_msg is None for b in built), [b.error_msg for b in built]
     with device_for(spec, None) as ep:
         runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, 1, exclusive=True)
         futures = runner.run([ms.runner.RunnerInput(b.artifact_path, "cpu", ms.arg_info.ArgInfo.from_prim_func(m["main"]))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 from hwface.compile import compile_artifact
 from hwface.targets import load_target
 from hwface.tune import logs
 from hwface.tune.tuner import heaviest_kernels, tune
+from tests.conftest import assert_one_line_error
 
 
 def test_tune_records_and_reports(tiny_a, tuning_logs, cli):
@@ -86,3 +88,17 @@ def test_top_kernels_tunes_only_the_heaviest(tiny_a, tuning_logs):
     assert [k.name for k in tuned] == [heaviest.name]
     assert len(left_out) == len(report.kernels) - 1 and heaviest not in left_out
     assert report.trials_per_kernel == 2 and all(k.records >= 1 for k in left_out)  # their default schedule is kept
+
+
+def test_tune_cli_writes_progress_lines_to_a_log(tiny_a, tuning_logs, cli_proc):
+    res = cli_proc("tune", "--onnx", tiny_a, "--trials", "2", "--trials-per-kernel", "2", "--top-kernels", "1",
+                   env={"HWFACE_TUNING_LOGS": str(tuning_logs)})
+    assert res.code == 0, res.err[-2000:]
+    # stderr is a pipe, not a terminal: one plain line per measured batch instead of a redrawn bar
+    assert any(re.match(r"tuning [12]/2 trials, 1/1 kernels, best \S+: [\d.]+ us", line)
+               for line in res.err.splitlines()), res.err
+    assert "left out (--top-kernels)" in res.out
+
+
+def test_top_kernels_must_be_positive(tiny_a, tuning_logs, cli):
+    assert_one_line_error(cli("tune", "--onnx", tiny_a, "--top-kernels", "0"), "--top-kernels")
