@@ -13,4 +13,9 @@ run --model seesaw_share   --trials 1040 --trials-per-kernel 16
 run --model seesaw_shuffle --trials 320  --trials-per-kernel 16
 run --model frmbconv_7x7   --trials 480  --trials-per-kernel 8
 run --model mbconv_7x7     --trials 480  --trials-per-kernel 8
+# Session 3: seesaw_share's heaviest kernels, deeper. The first run measured on one
+# runtime thread (before hwface set TVM_NUM_THREADS; stopped after its first round by a
+# build that hung in LLVM), the second on two (docs/performance.md).
+run --model seesaw_share   --trials 2560 --trials-per-kernel 192 --top-kernels 20
+run --model seesaw_share   --trials 1280 --trials-per-kernel 400 --top-kernels 20
 echo "== $(date -u +%H:%M:%S) done"
