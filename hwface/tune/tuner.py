@@ -306,9 +306,11 @@ def tune(
         untuned = (measure_default([t.dispatched[0] for t in tasks], spec, builder, runner, database, first_seen)
                    if measure_baseline or top_kernels
                    else [None] * len(tasks))
-        best_known = [logs.best_seconds(database, t.dispatched[0]) for t in tasks]
-        heaviest = heaviest_kernels([int(t.weight) for t in tasks],
-                                    [1e6 * b if b else u for b, u in zip(best_known, untuned)], focus)
+        heaviest = set(range(len(tasks)))
+        if top_kernels:
+            best_known = [logs.best_seconds(database, t.dispatched[0]) for t in tasks]
+            heaviest = heaviest_kernels([int(t.weight) for t in tasks],
+                                        [1e6 * b if b else u for b, u in zip(best_known, untuned)], focus)
         todo = [i for i, n in enumerate(done_before) if n < per_kernel and i in heaviest]
         progress = TuneProgress(
             [tasks[i].task_name for i in todo], budget=min(trials, per_kernel * len(todo)),
