@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _sidebyside import runtimes, side_by_side  # noqa: E402
+from _sidebyside import close_all, median, paired_ratio, runtimes, side_by_side  # noqa: E402
 
 
 def main() -> None:
@@ -45,9 +45,13 @@ def main() -> None:
     print(f"\nuntuned host latency, median of {args.rounds} alternating rounds (ms)")
     print(f"{'model':<16}{'TVM untuned':>12}{'onnxruntime':>12}{'PyTorch':>10}{'TVM/ORT':>9}{'TVM/PT':>8}")
     for name in args.models:
-        med = side_by_side(runtimes(arts[name, "host"], name, threads), args.rounds)
-        print(f"{name:<16}{med['tvm']:>12.2f}{med['onnxruntime']:>12.2f}{med['pytorch']:>10.2f}"
-              f"{med['tvm'] / med['onnxruntime']:>9.2f}{med['tvm'] / med['pytorch']:>8.2f}")
+        rt = runtimes(arts[name, "host"], name, threads)
+        try:
+            s = side_by_side(rt, args.rounds)
+        finally:
+            close_all(rt)
+        print(f"{name:<16}{median(s['tvm']):>12.2f}{median(s['onnxruntime']):>12.2f}{median(s['pytorch']):>10.2f}"
+              f"{paired_ratio(s['tvm'], s['onnxruntime'])[0]:>9.2f}{paired_ratio(s['tvm'], s['pytorch'])[0]:>8.2f}")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -18,4 +18,14 @@ run --model mbconv_7x7     --trials 480  --trials-per-kernel 8
 # build that hung in LLVM), the second on two (docs/performance.md).
 run --model seesaw_share   --trials 2560 --trials-per-kernel 192 --top-kernels 20
 run --model seesaw_share   --trials 1280 --trials-per-kernel 400 --top-kernels 20
+# Session 4: every seesaw_share kernel to 100 records on two threads, then hwface 0.3.0's
+# phase-split strided convolutions (new workloads) in every shipped model.
+run --model seesaw_share   --trials 3000 --trials-per-kernel 100 --top-kernels 65
+run --model seesaw_share   --trials 960  --trials-per-kernel 192 --top-kernels 5
+run --model mobilefacenet  --trials 960  --trials-per-kernel 192 --top-kernels 5
+run --model seesaw_shuffle --trials 320  --trials-per-kernel 16
+run --model frmbconv_7x7   --trials 480  --trials-per-kernel 8
+run --model mbconv_7x7     --trials 480  --trials-per-kernel 8
+run --model seesaw_share   --trials 800  --trials-per-kernel 100 --top-kernels 65
+run --model mobilefacenet  --trials 800  --trials-per-kernel 64  --top-kernels 99
 echo "== $(date -u +%H:%M:%S) done"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _sidebyside import runtimes, side_by_side  # noqa: E402
+from _sidebyside import close_all, median, paired_ratio, runtimes, side_by_side, tvm_runtime  # noqa: E402
 
 
 def main() -> None:
@@ -36,17 +36,22 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="hwface-bench-"))
     print(f"host {spec.target.get('mcpu')}, {threads} threads for every runtime; logs {logs_dir(spec).name} ({db_hash})")
     print(f"{'model':<15}{'kernels':>9}{'tuned':>9}{'untuned':>9}{'ORT':>8}{'PyTorch':>9}"
-          f"{'tuned/ORT':>11}{'untuned/tuned':>15}{'tuned/PT':>10}   (ms, median of {args.rounds} rounds)")
+          f"{'tuned/ORT [min-max]':>22}{'untuned/tuned':>15}{'tuned/PT':>10}")
+    print(f"(ms: medians of {args.rounds} rounds; ratios: median of the per-round ratios)")
     for name in args.models:
         tuned = compile_artifact(work / f"{name}-tuned", "host", model=name, database=database, tuning_db_hash=db_hash)
         untuned = compile_artifact(work / f"{name}-untuned", "host", model=name)
         rt = runtimes(tuned, name, threads)
-        rt["untuned"] = runtimes(untuned, name, threads)["tvm"]
-        ms = side_by_side(rt, args.rounds)
+        rt["untuned"] = tvm_runtime(untuned, threads)
+        try:
+            s = side_by_side(rt, args.rounds)
+        finally:
+            close_all(rt)
         m = tuned.manifest
-        print(f"{name:<15}{m.tuned_kernels:>4}/{m.kernels:<4}{ms['tvm']:>9.2f}{ms['untuned']:>9.2f}"
-              f"{ms['onnxruntime']:>8.2f}{ms['pytorch']:>9.2f}{ms['tvm'] / ms['onnxruntime']:>11.2f}"
-              f"{ms['untuned'] / ms['tvm']:>15.1f}{ms['tvm'] / ms['pytorch']:>10.2f}")
+        ort, lo, hi = paired_ratio(s["tvm"], s["onnxruntime"])
+        print(f"{name:<15}{m.tuned_kernels:>4}/{m.kernels:<4}{median(s['tvm']):>9.2f}{median(s['untuned']):>9.2f}"
+              f"{median(s['onnxruntime']):>8.2f}{median(s['pytorch']):>9.2f}{f'{ort:.2f} [{lo:.2f}-{hi:.2f}]':>22}"
+              f"{paired_ratio(s['untuned'], s['tvm'])[0]:>15.1f}{paired_ratio(s['tvm'], s['pytorch'])[0]:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def run_tune(args: argparse.Namespace) -> int:
         model=args.model, onnx_path=args.onnx, target=args.target, trials=args.trials,
         trials_per_kernel=args.trials_per_kernel, tracker=args.tracker, key=args.key,
         input_size=input_size(args), input_shape=tuple(args.input_shape) if args.input_shape else None,
-        measure_baseline=not args.no_baseline, top_kernels=args.top_kernels, show_progress=args.format == "table",
+        measure_baseline=not args.no_baseline, top_kernels=args.top_kernels,
     )
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))

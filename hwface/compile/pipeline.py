@@ -7,6 +7,8 @@ imported module: one fused PrimFunc = one kernel = one "layer".
 
 from __future__ import annotations
 
+from hwface.compile.strided_conv import legalize_conv2d
+
 
 def fast_sigmoid(x):
     """Logistic sigmoid ``1 / (1 + exp(-x))`` with TOPI's vectorizable polynomial ``fast_exp``.
@@ -35,8 +37,13 @@ def _legalize_silu(bb, call):
     return bb.call_te(lambda x: topi.multiply(x, fast_sigmoid(x)), call.args[0], primfunc_name_hint="silu")
 
 
-# Ops lowered differently from TVM's defaults (see :func:`fast_sigmoid`).
-LEGALIZE_OVERRIDES = {"relax.sigmoid": _legalize_sigmoid, "relax.nn.silu": _legalize_silu}
+# Ops lowered differently from TVM's defaults (see :func:`fast_sigmoid` and
+# :mod:`hwface.compile.strided_conv`).
+LEGALIZE_OVERRIDES = {
+    "relax.sigmoid": _legalize_sigmoid,
+    "relax.nn.silu": _legalize_silu,
+    "relax.nn.conv2d": legalize_conv2d,
+}
 
 
 def fuse(mod, target):

@@ -100,5 +100,14 @@ def test_tune_cli_writes_progress_lines_to_a_log(tiny_a, tuning_logs, cli_proc):
     assert "left out (--top-kernels)" in res.out
 
 
+def test_tune_cli_json_keeps_progress_on_stderr(tiny_a, tuning_logs, cli_proc):
+    res = cli_proc("tune", "--onnx", tiny_a, "--trials", "2", "--trials-per-kernel", "4", "--top-kernels", "1",
+                   "--format", "json", env={"HWFACE_TUNING_LOGS": str(tuning_logs)})
+    assert res.code == 0, res.err[-2000:]
+    report = json.loads(res.out)  # stdout holds the report only
+    assert report["trials_run"] >= 1 and any(k["left_out"] for k in report["kernels"])
+    assert any(line.startswith("tuning ") and " trials, 1/1 kernels" in line for line in res.err.splitlines()), res.err
+
+
 def test_top_kernels_must_be_positive(tiny_a, tuning_logs, cli):
     assert_one_line_error(cli("tune", "--onnx", tiny_a, "--top-kernels", "0"), "--top-kernels")
