@@ -26,6 +26,10 @@ run --model mobilefacenet  --trials 960  --trials-per-kernel 192 --top-kernels 5
 run --model seesaw_shuffle --trials 320  --trials-per-kernel 16
 run --model frmbconv_7x7   --trials 480  --trials-per-kernel 8
 run --model mbconv_7x7     --trials 480  --trials-per-kernel 8
+# (the next one was stopped with Ctrl-C after 152 trials, once the new stride-2 depthwise
+# kernel had its 100: what remained were concatenates and splits whose search space is spent)
 run --model seesaw_share   --trials 800  --trials-per-kernel 100 --top-kernels 65
 run --model mobilefacenet  --trials 800  --trials-per-kernel 64  --top-kernels 99
+run --model seesaw_share   --trials 1000 --trials-per-kernel 320 --top-kernels 10
+run --model seesaw_share   --trials 900  --trials-per-kernel 480 --top-kernels 14
 echo "== $(date -u +%H:%M:%S) done"
