@@ -35,14 +35,13 @@ MIN_SAMPLE_MS = 100.0
 
 
 def _tvm(so_path: str, shape: tuple[int, ...], threads: int):
-    from hwface.measure.threads import ENV
+    from hwface.measure.threads import ENV, runtime_threads
 
     os.environ[ENV] = str(threads)  # before TVM's thread pool starts: its x86 default is half the CPUs
     import tvm
     from tvm import relax
 
     from hwface.export import example_input
-    from hwface.measure.threads import runtime_threads
 
     if runtime_threads() != threads:
         raise RuntimeError(f"TVM runs {runtime_threads()} threads, not {threads}")
