@@ -1,3 +1,3 @@
 """hwface: hardware-aware compilation and latency modeling for lightweight face-recognition CNNs."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -178,7 +178,7 @@ def compile_artifact(
         tuned, total = count_tuned_kernels(fused, spec, database)
         say(f"{tuned} of {total} distinct kernels have tuning records; {total - tuned} keep TVM's default schedule")
     say(f"building {len(kernels)} kernels for {spec.name}")
-    executable = build(fused, spec, database=database)
+    executable = build(fused, spec, database=database, progress=say)
     so = export_so(executable, out / SO_NAME, spec)
     ret = fused["main"].ret_ty
     manifest = Manifest(

@@ -3,11 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
+from hwface.compile.slice_views import alias_channel_slices
 from hwface.targets import NDK, TargetSpec
 
 
-def build(mod, spec: TargetSpec, database=None):
+def relax_pipeline(target, progress: Callable[[str], None] | None = None):
+    """The Relax lowering :func:`build` compiles with.
+
+    TVM's default pipeline for ``target``; on CPU targets (``llvm``), channel
+    splits and concatenations become views between the dataflow lowering and the
+    memory planning (:mod:`hwface.compile.slice_views`). ``progress(message)``
+    is told how many.
+    """
+    import tvm
+    from tvm import relax
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+    if target.kind.name != "llvm":
+        return relax.get_default_pipeline(target)
+
+    @tvm.transform.module_pass(opt_level=0, name="HwfaceCPUPipeline")
+    def _pipeline(mod, _ctx):
+        with target:
+            lower = cpu.library_dispatch_passes(target) + cpu.legalize_passes(target)
+            mod = tvm.transform.Sequential(lower + cpu.dataflow_lower_passes(target))(mod)
+            mod, stats = alias_channel_slices(mod)
+            if progress is not None:
+                progress(
+                    f"{stats.splits} channel splits and {stats.concatenations} concatenations "
+                    "run as views (no copy kernel)"
+                )
+            return tvm.transform.Sequential(cpu.finalize_passes(target))(mod)
+
+    return _pipeline
+
+
+def build(mod, spec: TargetSpec, database=None, progress: Callable[[str], None] | None = None):
     """Compile a fused Relax module (see :func:`hwface.compile.pipeline.fuse`) for ``spec``.
 
     Parameters
@@ -18,6 +51,8 @@ def build(mod, spec: TargetSpec, database=None):
     database : meta_schedule.database.Database, optional
         Tuning records; applied with ``MetaScheduleApplyDatabase`` on the same
         fused module. Kernels without a record keep TVM's default schedule.
+    progress : callable, optional
+        ``progress(message)``, see :func:`relax_pipeline`.
 
     Returns
     -------
@@ -30,7 +65,7 @@ def build(mod, spec: TargetSpec, database=None):
     if database is not None:
         with target, database, tvm.transform.PassContext(opt_level=3):
             mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-    return tvm.compile(mod, target=target)
+    return tvm.compile(mod, target=target, relax_pipeline=relax_pipeline(target, progress))
 
 
 def export_so(executable, path: str | Path, spec: TargetSpec) -> Path:
