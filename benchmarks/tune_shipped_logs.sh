@@ -32,4 +32,6 @@ run --model seesaw_share   --trials 800  --trials-per-kernel 100 --top-kernels 6
 run --model mobilefacenet  --trials 800  --trials-per-kernel 64  --top-kernels 99
 run --model seesaw_share   --trials 1000 --trials-per-kernel 320 --top-kernels 10
 run --model seesaw_share   --trials 900  --trials-per-kernel 480 --top-kernels 14
+# Session 5: the 20 heaviest seesaw_share kernels towards 640 records (1,600 trials, 21 min).
+run --model seesaw_share   --trials 1600 --trials-per-kernel 640 --top-kernels 20
 echo "== $(date -u +%H:%M:%S) done"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from hwface.compile.slice_views import alias_channel_slices
+from hwface.compile.slice_views import alias_channel_slices, uses_views
 from hwface.targets import NDK, TargetSpec
 
 
@@ -21,7 +21,7 @@ def relax_pipeline(target, progress: Callable[[str], None] | None = None):
     from tvm import relax
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-    if target.kind.name != "llvm":
+    if not uses_views(target):
         return relax.get_default_pipeline(target)
 
     @tvm.transform.module_pass(opt_level=0, name="HwfaceCPUPipeline")
@@ -38,6 +38,34 @@ def relax_pipeline(target, progress: Callable[[str], None] | None = None):
             return tvm.transform.Sequential(cpu.finalize_passes(target))(mod)
 
     return _pipeline
+
+
+def kernels_left(fused, views: bool) -> set[str]:
+    """Names of the kernels the artifact of a fused module still calls.
+
+    Pure reshapes run as views in the VM (``RewriteDataflowReshape``), and with
+    ``views`` (CPU targets, see :func:`relax_pipeline`) so do aligned channel
+    splits and concatenations. Per name: a kernel that stays a copy in any of
+    its calls is kept.
+    """
+    import tvm
+    from tvm import ir, relax, tirx
+
+    mod = tvm.transform.Sequential([
+        relax.transform.RewriteDataflowReshape(),
+        relax.transform.ToNonDataflow(),
+        relax.transform.RemovePurityChecking(),
+        relax.transform.CallTIRRewrite(),
+    ])(fused)
+    if views:
+        mod, _ = alias_channel_slices(mod)
+    names = set()
+    for block in mod["main"].body.blocks:
+        for b in block.bindings:
+            op = getattr(b.value, "op", None)
+            if isinstance(op, ir.GlobalVar) and isinstance(mod[op], tirx.PrimFunc):
+                names.add(op.name_hint)
+    return names
 
 
 def build(mod, spec: TargetSpec, database=None, progress: Callable[[str], None] | None = None):

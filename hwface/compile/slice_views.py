@@ -231,3 +231,10 @@ def alias_channel_slices(mod):
         body = relax.SeqExpr(blocks, func.body.body, func.body.span)
         mod[gv] = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs, func.span)
     return relax.transform.Normalize()(mod), ViewStats(splits, concats)
+
+
+def uses_views(target) -> bool:
+    """Whether :func:`hwface.compile.build.build` aliases channel slices for ``target``
+    (CPU targets: a device pointer there can point into the middle of a buffer)."""
+    return target.kind.name == "llvm"
+

@@ -83,8 +83,10 @@ class KernelCall:
     dtype : str
     nodes : list of OnnxNode
         ONNX nodes it computes (empty when the mapping found none).
-    reshape_only : bool
-        A pure reshape: the Relax VM runs it as a view (no kernel in the artifact).
+    runs_as_view : bool
+        No kernel in the artifact: a pure reshape, or (CPU targets) a channel split
+        or concatenation, which the artifact runs as a view (see
+        :func:`hwface.compile.build.kernels_left`).
     """
 
     index: int
@@ -96,7 +98,7 @@ class KernelCall:
     output_shape: tuple[int, ...]
     dtype: str
     nodes: list[OnnxNode] = field(default_factory=list)
-    reshape_only: bool = False
+    runs_as_view: bool = False
     in_vars: list[str | None] = field(default_factory=list, repr=False)
     out_var: str = ""
 
@@ -170,13 +172,18 @@ def _digest(arr: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-def kernel_calls(fused) -> list[KernelCall]:
-    """The kernel calls of ``fused["main"]`` in execution order (no ONNX mapping)."""
+def kernel_calls(fused, views: bool = False) -> list[KernelCall]:
+    """The kernel calls of ``fused["main"]`` in execution order (no ONNX mapping).
+
+    ``views``: the artifact runs channel splits and concatenations as views (CPU
+    targets, :func:`hwface.compile.slice_views.uses_views`).
+    """
     from tvm import relax
 
+    from hwface.compile.build import kernels_left
+
     main = fused["main"]
-    rewritten = relax.transform.RewriteDataflowReshape()(fused)["main"]
-    surviving = _call_tir_names(rewritten)
+    surviving = kernels_left(fused, views)
     calls: list[KernelCall] = []
     for block in main.body.blocks:
         for b in block.bindings:
@@ -204,21 +211,9 @@ def kernel_calls(fused) -> list[KernelCall]:
             calls.append(KernelCall(
                 index=len(calls), kernel=name, relax_ops=relax_ops_of(name), arg_shapes=shapes,
                 arg_dtypes=dtypes, arg_is_const=consts, output_shape=shapes[len(consts)], dtype=dtypes[len(consts)],
-                reshape_only=name not in surviving, in_vars=in_vars, out_var=b.var.name,
+                runs_as_view=name not in surviving, in_vars=in_vars, out_var=b.var.name,
             ))
     return calls
-
-
-def _call_tir_names(main) -> set[str]:
-    from tvm import relax
-
-    names = set()
-    for block in main.body.blocks:
-        for b in block.bindings:
-            v = b.value
-            if isinstance(v, relax.Call) and getattr(v.op, "name", "") == "relax.call_tir":
-                names.add(v.args[0].name_hint)
-    return names
 
 
 def _attrs(node) -> dict[str, Any]:
@@ -237,13 +232,16 @@ def _attrs(node) -> dict[str, Any]:
     return out
 
 
-def map_to_onnx(fused, onnx_model, calls: list[KernelCall] | None = None) -> list[KernelCall]:
-    """Kernel calls of ``fused`` with the ONNX nodes each computes (see the module docstring)."""
+def map_to_onnx(fused, onnx_model, calls: list[KernelCall] | None = None, views: bool = False) -> list[KernelCall]:
+    """Kernel calls of ``fused`` with the ONNX nodes each computes (see the module docstring).
+
+    ``views`` as in :func:`kernel_calls`.
+    """
     from onnx import numpy_helper
 
     from tvm import relax
 
-    calls = kernel_calls(fused) if calls is None else calls
+    calls = kernel_calls(fused, views) if calls is None else calls
     graph = onnx_model.graph
     nodes = [OnnxNode(n.name or f"{n.op_type}_{i}", n.op_type, _attrs(n), tuple(n.input), tuple(n.output))
              for i, n in enumerate(graph.node)]

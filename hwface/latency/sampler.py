@@ -395,7 +395,7 @@ def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str,
         try:
             model = config_onnx(cfg)
             fused = fuse(import_onnx(model), target)
-            calls = [c for c in map_to_onnx(fused, model) if not c.reshape_only]
+            calls = [c for c in map_to_onnx(fused, model) if not c.runs_as_view]
             pf = primfuncs(fused)
             seen = set()
             for c in calls:

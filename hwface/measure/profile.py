@@ -70,8 +70,9 @@ class ProfileResult:
     Attributes
     ----------
     rows : list of ProfileRow
-        One per kernel call, in execution order (pure reshapes, which the VM runs
-        as views, are left out).
+        One per kernel call, in execution order (calls the artifact runs as views,
+        pure reshapes and on CPU targets channel splits and concatenations, are
+        left out).
     end_to_end : LatencyStats
         The whole artifact (``main``), microseconds.
     kernel_sum_us : float
@@ -284,6 +285,7 @@ def profile_model(
     import hwface
     from hwface.compile.build import build, export_so
     from hwface.compile.network import fused_module, load_network
+    from hwface.compile.slice_views import uses_views
     from hwface.latency.key import layer_key
     from hwface.latency.kernels import kernel_madds, map_to_onnx
     from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement, db_path
@@ -301,8 +303,8 @@ def profile_model(
     network = load_network(model, onnx_path, input_size, input_shape)
     say("importing into Relax and fusing kernels")
     fused = fused_module(network, spec)
-    calls = map_to_onnx(fused, network.onnx_model)
-    timed_calls = [c for c in calls if not c.reshape_only]
+    calls = map_to_onnx(fused, network.onnx_model, views=uses_views(spec.tvm_target()))
+    timed_calls = [c for c in calls if not c.runs_as_view]
     scheduled = apply_database(fused, spec, database)
     funcs = primfuncs(scheduled)
     names = sorted({c.kernel for c in timed_calls})

@@ -89,3 +89,18 @@ def test_views_compute_what_copies_compute(channels, size, views):
         np.testing.assert_array_equal(got, want)
     assert np.abs(outs["copies"][0]).max() > 1
 
+
+
+def test_profile_leaves_out_the_kernels_that_became_views():
+    from hwface.compile.pipeline import fuse
+    from hwface.compile.relax_import import import_onnx
+    from hwface.latency.kernels import kernel_calls
+    from hwface.targets import load_target
+
+    fused = fuse(import_onnx(_grouped_graph(16, 8)), load_target("host").tvm_target())
+    copies = [(c.kernel, c.runs_as_view) for c in kernel_calls(fused)]
+    views = [(c.kernel, c.runs_as_view) for c in kernel_calls(fused, views=True)]
+    assert [k for k, _ in copies] == [k for k, _ in views]
+    assert not any(v for _, v in copies)
+    assert {k for k, v in views if v} == {k for k, _ in views if k.startswith(("split", "concatenate"))}
+    assert sum(v for _, v in views) == 4

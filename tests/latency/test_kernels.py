@@ -29,7 +29,7 @@ def test_tiny_network_kernels_cover_its_modules(tiny_onnx):
     calls = map_to_onnx(fuse(import_onnx(model), load_target("host").tvm_target()), model)
     assert [c.modules for c in calls] == [["stem.0", "stem.2"], ["block.0", "block.2"], ["pw"], [], ["head"]]
     assert [c.onnx_ops for c in calls][1] == ("Conv", "Relu", "Add")
-    assert [c.reshape_only for c in calls] == [False, False, False, True, False]
+    assert [c.runs_as_view for c in calls] == [False, False, False, True, False]
     assert kernel_madds(calls[0]) == 8 * 8 * 8 * 3 * 9
     assert kernel_madds(calls[4]) == 1024 * 10
     covered = {n.name for c in calls for n in c.nodes}

@@ -20,7 +20,7 @@ def _calls(path):
 
 
 def test_round_trip_and_fields(tiny_onnx):
-    keys = [layer_key(c) for c in _calls(tiny_onnx) if not c.reshape_only]
+    keys = [layer_key(c) for c in _calls(tiny_onnx) if not c.runs_as_view]
     assert [k.op for k in keys] == ["conv", "dwconv", "pwconv", "fc"]
     stem, dw = keys[0], keys[1]
     assert stem.fused == ("conv2d", "add", "prelu") and stem.activation == "prelu"
@@ -34,8 +34,8 @@ def test_round_trip_and_fields(tiny_onnx):
 
 def test_same_layer_in_two_networks_has_the_same_key(tiny_onnx, tmp_path):
     other = export_tiny(tmp_path / "other.onnx", stem_in=5)  # another stem, the same block behind it
-    a = [layer_key(c) for c in _calls(tiny_onnx) if not c.reshape_only]
-    b = [layer_key(c) for c in _calls(other) if not c.reshape_only]
+    a = [layer_key(c) for c in _calls(tiny_onnx) if not c.runs_as_view]
+    b = [layer_key(c) for c in _calls(other) if not c.runs_as_view]
     assert a[0] != b[0]
     assert a[1:] == b[1:]
     assert [k.to_str() for k in a[1:]] == [k.to_str() for k in b[1:]]
