@@ -153,9 +153,9 @@ def compile_artifact(
     import tvm
 
     import hwface
-    from hwface.compile.build import build, export_so
+    from hwface.compile.build import build, export_so, kernels_left
     from hwface.compile.network import fused_module, load_network
-    from hwface.compile.pipeline import kernel_names
+    from hwface.compile.slice_views import uses_views
     from hwface.targets import load_target
 
     if (model is None) == (onnx_path is None):
@@ -170,7 +170,7 @@ def compile_artifact(
     inp = network.input
     say("importing into TVM Relax and fusing kernels")
     fused = fused_module(network, spec)
-    kernels = kernel_names(fused)
+    kernels = kernels_left(fused, uses_views(spec.tvm_target()))
     tuned = 0
     if database is not None:
         from hwface.tune.logs import count_tuned_kernels

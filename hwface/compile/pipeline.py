@@ -70,9 +70,3 @@ def fuse(mod, target):
     with target, tvm.transform.PassContext(opt_level=3):
         return seq(mod)
 
-
-def kernel_names(mod) -> list[str]:
-    """Names of the TIR kernels (PrimFuncs) of a fused module, sorted."""
-    import tvm
-
-    return sorted(gv.name_hint for gv, f in mod.functions.items() if isinstance(f, tvm.tirx.PrimFunc))

@@ -144,11 +144,26 @@ def open_database(spec: TargetSpec, create: bool = False):
     return db, st.db_hash
 
 
-def count_tuned_kernels(fused, spec: TargetSpec, database) -> tuple[int, int]:
-    """(distinct kernels with a tuning record, distinct kernels) of a fused module."""
+def kernel_tasks(fused, spec: TargetSpec) -> list:
+    """MetaSchedule tasks (one per distinct kernel) of what a fused module's artifact runs.
+
+    Kernels the artifact runs as views (pure reshapes; on CPU targets, channel
+    splits and concatenations, see :func:`hwface.compile.build.kernels_left`) are
+    left out: tuning them would spend trials on code that never runs.
+    """
     from tvm.s_tir import meta_schedule as ms
 
-    tasks = ms.relax_integration.extract_tasks(fused, spec.tvm_target())
+    from hwface.compile.build import kernels_left
+    from hwface.compile.slice_views import uses_views
+
+    target = spec.tvm_target()
+    left = kernels_left(fused, uses_views(target))
+    return [t for t in ms.relax_integration.extract_tasks(fused, target) if t.task_name in left]
+
+
+def count_tuned_kernels(fused, spec: TargetSpec, database) -> tuple[int, int]:
+    """(distinct kernels with a tuning record, distinct kernels) of what a fused module's artifact runs."""
+    tasks = kernel_tasks(fused, spec)
     counts = record_counts(database, [t.dispatched[0] for t in tasks])
     return sum(1 for n in counts if n > 0), len(tasks)
 

@@ -289,8 +289,7 @@ def tune(
     start = time.perf_counter()
     network = load_network(model, onnx_path, input_size, input_shape)
     fused = fused_module(network, spec)
-    tvm_target = spec.tvm_target()
-    tasks = ms.relax_integration.extract_tasks(fused, tvm_target)
+    tasks = logs.kernel_tasks(fused, spec)
     if not tasks:
         raise HwfaceError(f"{network.name} has no kernels to tune")
     database, _ = logs.open_database(spec, create=True)

@@ -104,3 +104,19 @@ def test_profile_leaves_out_the_kernels_that_became_views():
     assert not any(v for _, v in copies)
     assert {k for k, v in views if v} == {k for k, _ in views if k.startswith(("split", "concatenate"))}
     assert sum(v for _, v in views) == 4
+
+
+def test_tuning_and_compile_skip_the_kernels_that_became_views():
+    from tvm.s_tir import meta_schedule as ms
+
+    from hwface.compile.pipeline import fuse
+    from hwface.compile.relax_import import import_onnx
+    from hwface.targets import load_target
+    from hwface.tune.logs import kernel_tasks
+
+    spec = load_target("host")
+    fused = fuse(import_onnx(_grouped_graph(16, 8)), spec.tvm_target())
+    every = {t.task_name for t in ms.relax_integration.extract_tasks(fused, spec.tvm_target())}
+    tuned = {t.task_name for t in kernel_tasks(fused, spec)}
+    assert tuned < every
+    assert every - tuned == {n for n in every if n.startswith(("split", "concatenate"))}
