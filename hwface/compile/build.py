@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from hwface.compile.slice_views import alias_channel_slices, uses_views
+from hwface.compile.slice_views import alias_channel_slices, kernel_called, uses_views
 from hwface.targets import NDK, TargetSpec
 
 
@@ -49,7 +49,7 @@ def kernels_left(fused, views: bool) -> set[str]:
     its calls is kept.
     """
     import tvm
-    from tvm import ir, relax, tirx
+    from tvm import relax
 
     mod = tvm.transform.Sequential([
         relax.transform.RewriteDataflowReshape(),
@@ -59,13 +59,8 @@ def kernels_left(fused, views: bool) -> set[str]:
     ])(fused)
     if views:
         mod, _ = alias_channel_slices(mod)
-    names = set()
-    for block in mod["main"].body.blocks:
-        for b in block.bindings:
-            op = getattr(b.value, "op", None)
-            if isinstance(op, ir.GlobalVar) and isinstance(mod[op], tirx.PrimFunc):
-                names.add(op.name_hint)
-    return names
+    names = {kernel_called(mod, b.value) for block in mod["main"].body.blocks for b in block.bindings}
+    return names - {None}
 
 
 def build(mod, spec: TargetSpec, database=None, progress: Callable[[str], None] | None = None):

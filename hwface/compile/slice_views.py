@@ -73,6 +73,16 @@ def _static_shape(ty) -> tuple[int, ...] | None:
     return tuple(int(v) for v in values)
 
 
+def kernel_called(mod, call) -> str | None:
+    """Name of the PrimFunc (kernel) of ``mod`` that a Relax call calls directly, else None."""
+    from tvm import ir, tirx
+
+    op = getattr(call, "op", None)
+    if not isinstance(op, ir.GlobalVar) or op not in mod:
+        return None
+    return op.name_hint if isinstance(mod[op], tirx.PrimFunc) else None
+
+
 class _Block:
     """Rewrites one binding block of a lowered Relax function."""
 
@@ -89,13 +99,6 @@ class _Block:
 
         value = self.bindings[i].value
         return value if isinstance(value, relax.Call) else None
-
-    def _kernel_name(self, call) -> str | None:
-        from tvm import ir, tirx
-
-        if not isinstance(call.op, ir.GlobalVar) or call.op not in self.mod:
-            return None
-        return call.op.name_hint if isinstance(self.mod[call.op], tirx.PrimFunc) else None
 
     def _root(self, var):
         from tvm import relax
@@ -133,7 +136,7 @@ class _Block:
         claimed: set = set()
         for i in range(len(self.bindings)):
             call = self._call(i)
-            name = self._kernel_name(call) if call is not None else None
+            name = kernel_called(self.mod, call) if call is not None else None
             if name is None:
                 continue
             if _CONCAT.match(name):
@@ -146,25 +149,18 @@ class _Block:
             out.extend(plan_replace.get(i, [binding]))
         return out
 
+    def _free_allocs(self, vars_, claimed) -> bool:
+        """Whether ``vars_`` are distinct outputs allocated in this block and not yet aliased."""
+        return len(set(vars_)) == len(vars_) and all(self._is_alloc(v) and v not in claimed for v in vars_)
+
     def _plan_concat(self, i, call, claimed, plan_replace, plan_before):
         *inputs, output = [self._root(a) for a in call.args]
-        if not self._is_alloc(output) or output in claimed:
+        if not self._free_allocs([*inputs, output], claimed):
             return
-        if len(set(inputs)) != len(inputs) or any(not self._is_alloc(v) or v in claimed for v in inputs):
-            return
-        whole = _static_shape(output.ty)
-        parts = [_static_shape(v.ty) for v in inputs]
-        if whole is None or None in parts:
-            return
-        dtype = output.ty.dtype
-        if any(v.ty.dtype != dtype for v in inputs):
-            return
-        offsets = channel_offsets(whole, parts, _itemsize(dtype))
+        offsets = _slice_offsets(output, inputs)
         if offsets is None:
             return
         first = min(self.index[v] for v in inputs)
-        if any(k in plan_replace or k in plan_before for k in [first, self.index[output], i]):
-            return
         plan_before[first] = [self.bindings[self.index[output]]]
         plan_replace[self.index[output]] = []
         for v, offset in zip(inputs, offsets):
@@ -176,16 +172,10 @@ class _Block:
     def _plan_split(self, i, call, claimed, plan_replace):
         source, *outputs = call.args
         roots = [self._root(a) for a in outputs]
-        if len(set(roots)) != len(roots) or any(not self._is_alloc(v) or v in claimed for v in roots):
+        if not self._free_allocs(roots, claimed):
             return
-        whole = _static_shape(source.ty)
-        parts = [_static_shape(v.ty) for v in roots]
-        if whole is None or None in parts:
-            return
-        offsets = channel_offsets(whole, parts, _itemsize(source.ty.dtype))
+        offsets = _slice_offsets(source, roots)
         if offsets is None:
-            return
-        if any(self.index[v] in plan_replace for v in roots) or i in plan_replace:
             return
         for v in roots:
             plan_replace[self.index[v]] = []
@@ -194,10 +184,15 @@ class _Block:
         self.splits += 1
 
 
-def _itemsize(dtype: str) -> int:
+def _slice_offsets(whole, parts) -> list[int] | None:
+    """:func:`channel_offsets` of Relax tensors ``parts`` in ``whole``; None unless all
+    have static shapes and ``whole``'s dtype."""
     import numpy as np
 
-    return np.dtype(str(dtype)).itemsize
+    shapes = [_static_shape(v.ty) for v in [whole, *parts]]
+    if None in shapes or any(v.ty.dtype != whole.ty.dtype for v in parts):
+        return None
+    return channel_offsets(shapes[0], shapes[1:], np.dtype(str(whole.ty.dtype)).itemsize)
 
 
 def alias_channel_slices(mod):
