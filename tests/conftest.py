@@ -58,3 +58,12 @@ def assert_one_line_error(res: CliResult, *fragments: str) -> None:
     assert "Traceback" not in res.err
     for f in fragments:
         assert f in errors[0], (f, errors[0])
+
+
+@pytest.fixture(scope="session")
+def quick_guard():
+    """A drift guard for the host that re-measures once, without long rests (tests only)."""
+    from hwface.measure.drift import DriftGuard
+    from hwface.targets import load_target
+
+    return DriftGuard(load_target("host"), max_attempts=2, rests_s=(0.1,), min_repeat_ms=5)

@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--format", choices=("text", "json"), default="text")
     q.set_defaults(func=run_stats)
 
+    q = dsub.add_parser("prune", help="move stale rows (another pipeline fingerprint) into the archive table")
+    common(q)
+    q.add_argument("--stale", action="store_true", required=True, help="archive the rows whose fingerprint is not today's")
+    q.add_argument("--dry-run", action="store_true", help="show what would move, move nothing")
+    q.add_argument("--format", choices=("text", "json"), default="text")
+    q.set_defaults(func=run_prune)
+
     q = dsub.add_parser("query", help="measurements, filtered")
     common(q)
     q.add_argument("--regime", choices=("zoo", "default", "tuned"))
@@ -56,9 +63,22 @@ def _open(args):
     return LatencyStore(path)
 
 
+def _today(args) -> tuple[str, str]:
+    """Today's fingerprint digest for ``--target`` and its one-line description."""
+    from hwface.latency.fingerprint import current_fingerprint
+    from hwface.targets import load_target
+
+    fp = current_fingerprint(load_target(args.target))
+    return fp.digest(), fp.describe()
+
+
 def run_stats(args: argparse.Namespace) -> int:
+    today, described = _today(args)
     with _open(args) as db:
         st = db.stats()
+        st["current_fingerprint"] = {"digest": today, "describes": described}
+        st["current_vs_stale"] = db.stale_counts(today)
+        st["archived"] = db.archived_count()
     if args.format == "json":
         print(json.dumps(st, indent=2))
         return 0
@@ -76,6 +96,27 @@ def run_stats(args: argparse.Namespace) -> int:
             if "models" in c:
                 parts.append(f"{len(c['models'])} zoo models")
             print(f"  {target}/{regime}: " + ", ".join(parts))
+    print(f"  today's fingerprint {today} ({described}):")
+    for regime, c in sorted(st["current_vs_stale"].items()):
+        print(f"    {regime}: {c['current']} current, {c['stale']} stale")
+    print(f"  archived: {st['archived']} row(s)")
+    return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    today, described = _today(args)
+    with _open(args) as db:
+        moved = db.prune_stale(today, dry_run=args.dry_run)
+        archived = db.archived_count()
+    if args.format == "json":
+        print(json.dumps({"fingerprint": today, "dry_run": args.dry_run, "moved": moved, "archived": archived},
+                         indent=2))
+        return 0
+    verb = "would move" if args.dry_run else "moved"
+    total = sum(moved.values())
+    print(f"{verb} {total} stale row(s) to the archive ("
+          + (", ".join(f"{r}={n}" for r, n in sorted(moved.items())) or "none") + f"); today's fingerprint "
+          f"{today} ({described}); archive holds {archived}")
     return 0
 
 

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "hwface.cli.device_cmd",
     "hwface.cli.profile_cmd",
     "hwface.cli.db_cmd",
+    "hwface.cli.predict_cmd",
 )
 
 EXIT_USER_ERROR = 2

@@ -79,7 +79,7 @@ def run_profile(args: argparse.Namespace) -> int:
         tuning_db_hash=db_hash, onnx_path=args.onnx, input_size=input_size(args),
         input_shape=tuple(args.input_shape) if args.input_shape else None, repeat=args.repeat,
         min_repeat_ms=args.min_repeat_ms, store=not args.no_store, progress=say))
-    rows = [{**r.__dict__, "layers": ", ".join(r.layers), "onnx_ops": "+".join(r.onnx_ops)} for r in result.rows]
+    rows = [{**r.__dict__, "layers": layer_span(r.layers), "onnx_ops": "+".join(r.onnx_ops)} for r in result.rows]
     if args.format == "json":
         print(json.dumps({"summary": result.summary(), "kernels": [
             {**r.__dict__} for r in result.rows]}, indent=2, default=str))
@@ -96,10 +96,17 @@ def run_profile(args: argparse.Namespace) -> int:
               f"cv {e.cv:.3f}); {len(result.rows)} kernel calls, {result.distinct_kernels} distinct kernels")
         print(result.gap_note)
         if result.stored is not None:
-            print(f"stored {result.stored} new measurement(s) in {result.db_path}")
+            print(f"stored {result.stored} new measurement(s) in {result.db_path} (fingerprint {result.fingerprint})")
+        if result.guard:
+            print(f"drift guard: {result.guard['redone']} re-measurement(s), {result.guard['drifted']} kept drifted")
     else:
         print(f"# {result.gap_note}", file=sys.stderr)
     return 0
+
+
+def layer_span(layers: list[str]) -> str:
+    """A kernel's modules on one table line: ``first..last`` (the full list is in the JSON output)."""
+    return f"{layers[0]}..{layers[-1]}" if len(layers) > 1 else "".join(layers)
 
 
 def _with_progress(quiet: bool, fn):
@@ -153,7 +160,8 @@ def run_sample(args: argparse.Namespace) -> int:
         print(f"{report.measured_configs} configurations measured ({report.prior_configs} from the prior, "
               f"{report.adaptive_configs} adaptive), {report.failed_configs} failed, {report.stored_kernels} kernels "
               f"stored in {report.db_path}; {report.already_done} were already done, {report.wanted} wanted; "
-              f"{report.devices} device(s) under {report.device_key!r}")
+              f"{report.devices} device(s) under {report.device_key!r}; drift guard: {report.redone_batches} "
+              f"batch(es) re-measured, {report.drifted_batches} kept drifted; fingerprint {report.fingerprint}")
         for e in report.errors[:5]:
             print(f"  failed: {e}")
     return 0

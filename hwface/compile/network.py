@@ -58,3 +58,11 @@ def fused_module(network: Network, spec):
     from hwface.compile.relax_import import import_onnx
 
     return fuse(import_onnx(network.onnx_model), spec.tvm_target())
+
+
+def fused_module_traced(network: Network, spec):
+    """:func:`fused_module` and its op trace (:func:`hwface.compile.pipeline.fuse_traced`), for kernel keys."""
+    from hwface.compile.pipeline import fuse_traced
+    from hwface.compile.relax_import import import_onnx
+
+    return fuse_traced(import_onnx(network.onnx_model), spec.tvm_target())

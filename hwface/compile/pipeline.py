@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from hwface.compile.strided_conv import legalize_conv2d
 
+# Bumped with every change that alters the kernels a network compiles to or the
+# ones its artifact calls (0.2.0 fast sigmoid, 0.3.0 strided phases, 0.4.0 views);
+# part of every latency row's pipeline fingerprint (hwface.latency.fingerprint).
+LOWERING_VERSION = "0.4.0"
+
 
 def fast_sigmoid(x):
     """Logistic sigmoid ``1 / (1 + exp(-x))`` with TOPI's vectorizable polynomial ``fast_exp``.
@@ -53,20 +58,40 @@ def fuse(mod, target):
     AnnotateTIROpPattern, FoldConstant, FuseOps and FuseTIR (the sequence
     MetaSchedule's task extraction needs), under ``target``.
     """
+    return fuse_traced(mod, target)[0]
+
+
+def fuse_traced(mod, target):
+    """:func:`fuse`, and what each kernel call of the result computes.
+
+    Returns
+    -------
+    fused : tvm.IRModule
+        The module :func:`fuse` returns (the same passes; the legalizers only
+        record, see :func:`hwface.compile.op_attrs.recording_legalize_map`).
+    trace : list of (str, OpAttrs or None)
+        Per ``call_tir`` of ``fused["main"]``, in order: the kernel's name and the
+        attributes of the convolution or pooling it computes, read from its Relax
+        op before LegalizeOps (:func:`hwface.compile.op_attrs.trace_calls`); pass
+        it to :func:`hwface.latency.kernels.kernel_calls`.
+    """
     import tvm
     from tvm import relax
 
+    from hwface.compile.op_attrs import recording_legalize_map, trace_calls
+
+    legalize_map, recorded = recording_legalize_map(LEGALIZE_OVERRIDES)
     seq = tvm.transform.Sequential(
         [
             relax.transform.DecomposeOpsForInference(),
             relax.transform.CanonicalizeBindings(),
-            relax.transform.LegalizeOps(customize_legalize_map=LEGALIZE_OVERRIDES),
+            relax.transform.LegalizeOps(customize_legalize_map=legalize_map),
             relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant(),
             relax.transform.FuseOps(),
-            relax.transform.FuseTIR(),
         ]
     )
     with target, tvm.transform.PassContext(opt_level=3):
-        return seq(mod)
-
+        grouped = seq(mod)
+        fused = relax.transform.FuseTIR()(grouped)
+    return fused, trace_calls(grouped, recorded)

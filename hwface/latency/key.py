@@ -143,11 +143,57 @@ def _activation(ops: tuple[str, ...]) -> str | None:
     return None
 
 
+def _conv_window(call, data, out) -> tuple:
+    """(kernel, stride, padding, dilation, groups) of a conv kernel call.
+
+    From the kernel's own ``relax.nn.conv2d`` (:attr:`KernelCall.op_attrs`), or,
+    untraced, inferred from the weight and data shapes (symmetric padding).
+    """
+    a = call.op_attrs
+    if a is not None and a.op == "conv2d":
+        return a.kernel, a.stride, a.padding, a.dilation, a.groups
+    weights = call.weight_shapes
+    w = weights[0] if weights and len(weights[0]) == 4 else None
+    if w is None or not data or len(data[0]) != 4:
+        return None, None, None, None, None
+    kernel = (int(w[2]), int(w[3]))
+    stride = tuple(max(1, round(data[0][i] / out[i])) for i in (2, 3))
+    ph = max(0, (out[2] - 1) * stride[0] + kernel[0] - data[0][2])
+    pw = max(0, (out[3] - 1) * stride[1] + kernel[1] - data[0][3])
+    return kernel, stride, (ph // 2, pw // 2, ph - ph // 2, pw - pw // 2), (1, 1), data[0][1] // int(w[1])
+
+
+def _conv_kind(kernel, groups, data, out) -> str:
+    """``conv``, ``gconv``, ``dwconv``, ``gdconv``, ``pwconv`` or ``gpwconv``."""
+    cin = data[0][1] if data and len(data[0]) == 4 else None
+    if kernel is None or cin is None or groups is None:
+        return "conv"
+    if groups > 1 and groups == cin and out[1] == cin:
+        return "gdconv" if out[2:] == (1, 1) and tuple(kernel) == tuple(data[0][2:]) else "dwconv"
+    if tuple(kernel) == (1, 1):
+        return "gpwconv" if groups > 1 else "pwconv"
+    return "gconv" if groups > 1 else "conv"
+
+
+def _pool_window(call) -> tuple:
+    """(kernel, stride, padding) of a pooling kernel call: its Relax op's, or its ONNX node's when untraced."""
+    a = call.op_attrs
+    if a is not None and a.op in ("max_pool2d", "avg_pool2d"):
+        return a.kernel, a.stride, a.padding
+    node = next((n for n in call.nodes if n.op_type in ("MaxPool", "AveragePool")), None)
+    if node is None:
+        return None, None, None
+    return (tuple(node.attrs.get("kernel_shape", (1, 1))), tuple(node.attrs.get("strides", (1, 1))),
+            tuple(node.attrs.get("pads", (0, 0, 0, 0))))
+
+
 def layer_key(call) -> LayerKey:
     """The key of a kernel call (:class:`~hwface.latency.kernels.KernelCall`): the one place keys are built.
 
-    Conv attributes come from the ONNX Conv node the kernel covers, or, when the
-    mapping found none, from the weight and data shapes.
+    Conv and pooling attributes come from the kernel's own Relax op
+    (``call.op_attrs``, see :mod:`hwface.compile.op_attrs`); an untraced call
+    infers a conv's from its weight and data shapes, a pooling's from the ONNX
+    node it covers.
     """
     ops = tuple(call.relax_ops)
     s = set(ops)
@@ -155,45 +201,14 @@ def layer_key(call) -> LayerKey:
     weights = call.weight_shapes
     out = tuple(call.output_shape)
     kernel = stride = padding = dilation = groups = None
-    conv_node = next((n for n in call.nodes if n.op_type == "Conv"), None)
-    pool_node = next((n for n in call.nodes if n.op_type in ("MaxPool", "AveragePool")), None)
     if "conv2d" in s:
-        w = weights[0] if weights and len(weights[0]) == 4 else None
-        cin = data[0][1] if data and len(data[0]) == 4 else None
-        if conv_node is not None:
-            a = conv_node.attrs
-            kernel = tuple(a.get("kernel_shape", w[2:] if w else (1, 1)))
-            stride = tuple(a.get("strides", (1, 1)))
-            padding = tuple(a.get("pads", (0, 0, 0, 0)))
-            dilation = tuple(a.get("dilations", (1, 1)))
-            groups = int(a.get("group", 1))
-        elif w is not None and cin is not None:
-            kernel = (int(w[2]), int(w[3]))
-            groups = cin // int(w[1])
-            stride = tuple(max(1, round(data[0][i] / out[i])) for i in (2, 3))
-            dilation = (1, 1)
-            ph = max(0, (out[2] - 1) * stride[0] + kernel[0] - data[0][2])
-            pw = max(0, (out[3] - 1) * stride[1] + kernel[1] - data[0][3])
-            padding = (ph // 2, pw // 2, ph - ph // 2, pw - pw // 2)
-        if kernel is not None and cin is not None and groups is not None:
-            if groups > 1 and groups == cin and out[1] == cin:
-                global_dw = out[2:] == (1, 1) and tuple(kernel) == tuple(data[0][2:])
-                op = "gdconv" if global_dw else "dwconv"
-            elif tuple(kernel) == (1, 1):
-                op = "gpwconv" if groups > 1 else "pwconv"
-            else:
-                op = "gconv" if groups > 1 else "conv"
-        else:
-            op = "conv"
+        kernel, stride, padding, dilation, groups = _conv_window(call, data, out)
+        op = _conv_kind(kernel, groups, data, out)
     elif "matmul" in s or "dense" in s:
         op = "fc" if weights else "matmul"
     elif s & {"max_pool2d", "avg_pool2d"}:
         op = "maxpool" if "max_pool2d" in s else "avgpool"
-        if pool_node is not None:
-            a = pool_node.attrs
-            kernel = tuple(a.get("kernel_shape", (1, 1)))
-            stride = tuple(a.get("strides", (1, 1)))
-            padding = tuple(a.get("pads", (0, 0, 0, 0)))
+        kernel, stride, padding = _pool_window(call)
     elif s & {"adaptive_avg_pool2d", "global_avg_pool2d"} or (s & {"mean"} and len(out) == 4 and out[2:] == (1, 1)):
         op = "globalpool"
     elif s & {"mean", "sum", "max"}:

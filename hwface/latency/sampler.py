@@ -91,6 +91,9 @@ class SampleReport:
     failed_configs: int = 0
     prior_configs: int = 0
     adaptive_configs: int = 0
+    redone_batches: int = 0
+    drifted_batches: int = 0
+    fingerprint: str = ""
     db_path: str = ""
     errors: list[str] = field(default_factory=list)
 
@@ -383,7 +386,7 @@ def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str,
     ``tune(name -> PrimFunc)`` returns name -> :class:`hwface.tune.kernel.TunedKernel`,
     and a configuration with a kernel left untuned is recorded as failed.
     """
-    from hwface.compile.pipeline import fuse
+    from hwface.compile.pipeline import fuse_traced
     from hwface.compile.relax_import import import_onnx
     from hwface.latency.kernels import map_to_onnx
     from hwface.measure.profile import KernelSpec, build_kernel_library, primfuncs
@@ -394,8 +397,8 @@ def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str,
     for j, cfg in enumerate(configs):
         try:
             model = config_onnx(cfg)
-            fused = fuse(import_onnx(model), target)
-            calls = [c for c in map_to_onnx(fused, model) if not c.runs_as_view]
+            fused, trace = fuse_traced(import_onnx(model), target)
+            calls = [c for c in map_to_onnx(fused, model, trace=trace) if not c.runs_as_view]
             pf = primfuncs(fused)
             seen = set()
             for c in calls:
@@ -435,6 +438,7 @@ def sample(
     trials_per_kernel: int = DEFAULT_TRIALS,
     db_path: str | Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    guard=None,
 ) -> SampleReport:
     """Sample layer configurations, measure their kernels on the device(s), store them.
 
@@ -465,6 +469,9 @@ def sample(
         Latency database (default ``latency_db/<target>.sqlite``).
     progress : callable, optional
         ``progress(done, total, message)``.
+    guard : DriftGuard or False, optional
+        Brackets every batch with the reference (:mod:`hwface.measure.drift`);
+        default: a new guard for ``target``; False: none (tests only).
 
     Raises
     ------
@@ -475,7 +482,9 @@ def sample(
 
     import hwface
     from hwface.latency.key import layer_key
+    from hwface.latency.fingerprint import current_fingerprint, measured_fingerprint
     from hwface.latency.kernels import kernel_madds
+    from hwface.measure.drift import DriftGuard
     from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement
     from hwface.latency.store import db_path as default_db_path
     from hwface.measure.profile import time_kernels
@@ -509,11 +518,16 @@ def sample(
                 from hwface.rpc.devices import NoDevice
 
                 raise NoDevice(f"no device registered under key {ep.key!r} at tracker {ep.tracker}")
-            done_ids = store.config_done(spec.name, regime, ep.key)
-            report = SampleReport(spec.name, regime, ep.key, devices, n, len(done_ids), db_path=str(path))
+            today = current_fingerprint(spec).digest()
+            done_ids = store.config_done(spec.name, regime, ep.key, today)
+            report = SampleReport(spec.name, regime, ep.key, devices, n, len(done_ids), fingerprint=today,
+                                  db_path=str(path))
             missing = max(0, n - len(done_ids))
             if missing == 0:
                 return report
+            if guard is None:
+                say(len(done_ids), n, "building the drift guard's reference")
+                guard = DriftGuard(spec)
             n_prior_total = n - int(round(n * adaptive_fraction))
             local = threading.local()
             sessions: list = []
@@ -531,19 +545,33 @@ def sample(
 
             def run(built: _Built) -> tuple[_Built, dict, dict | None, str]:
                 s, info = session()
-                timings = {}
+                timings, bracket = {}, None
                 if built.so_path is not None:
-                    timings = call_with_deadline(
-                        lambda: time_kernels(s, built.so_path, [k for _, k, _ in built.kernels], repeat, min_repeat_ms),
-                        1800, f"timing a batch on {s.name}")
+                    loaded: dict[str, Any] = {}  # a re-measured batch reuses its library
+
+                    def timed() -> dict:
+                        return time_kernels(s, built.so_path, [k for _, k, _ in built.kernels], repeat, min_repeat_ms,
+                                            loaded=loaded)
+
+                    def guarded():
+                        if not guard:
+                            return timed(), None
+                        return guard.run(s, timed, on_redo=lambda msg: say(
+                            len(done_ids) + report.measured_configs + report.failed_configs, n, msg))
+
+                    timings, bracket = call_with_deadline(guarded, 1800, f"timing a batch on {s.name}")
                 if regime == "tuned":  # free the device: the next batch is tuned on it first
+                    if guard:
+                        guard.forget(s)
                     s.sess, local.s = None, None
-                return built, timings, info, s.name
+                return built, timings, info, s.name, bracket
 
             measured: list[tuple[SampleConfig, float]] = []
 
-            def finish(built: _Built, timings: dict, info: dict | None, device: str) -> None:
+            def finish(built: _Built, timings: dict, info: dict | None, device: str, bracket) -> None:
                 ms, per_cfg = [], {}
+                fp = measured_fingerprint(spec, info)
+                reference = bracket.to_dict() if bracket is not None else None
                 for cfg, ks, call in built.kernels:
                     st = timings[ks.name]
                     per_cfg[cfg.config_id] = per_cfg.get(cfg.config_id, 0.0) + st.median_us
@@ -555,7 +583,7 @@ def sample(
                         tuning_db_hash=built.schedules.get(ks.name),
                         device_machine=(info or {}).get("machine"), device_info={**(info or {}), "address": device},
                         min_repeat_ms=min_repeat_ms, source=f"sample:{cfg.config_id}", kernel_name=call.kernel,
-                        madds=kernel_madds(call)))
+                        madds=kernel_madds(call), fingerprint=fp, reference=reference))
                 marks = []
                 for cfg in built.configs:
                     cid = cfg.config_id
@@ -569,7 +597,9 @@ def sample(
                         measured.append((cfg, per_cfg.get(cid, 0.0)))
                 with lock:
                     report.stored_kernels += store.add(ms)
-                    store.mark_configs(marks)
+                    store.mark_configs(marks, fp.digest())
+                    if guard:
+                        report.redone_batches, report.drifted_batches = guard.redone, guard.drifted
                     report.measured_configs += len(built.configs) - len(built.failed)
                     report.failed_configs += len(built.failed)
                     report.errors.extend(f"{cid}: {e}" for cid, e in built.failed.items())
@@ -577,7 +607,7 @@ def sample(
                         f"{report.stored_kernels} kernels stored")
 
             # previously measured configurations feed the adaptive model
-            for cfg_dict, lat in store.sampled_configs(spec.name, regime, ep.key):
+            for cfg_dict, lat in store.sampled_configs(spec.name, regime, ep.key, today):
                 kind = cfg_dict.pop("kind")
                 measured.append((SampleConfig.make(kind, **cfg_dict), lat))
             stream = prior_stream(tuple(kinds), seed)
@@ -638,6 +668,8 @@ def sample(
                     for fut in finished:
                         finish(*fut.result())
             for s in sessions:
+                if guard:
+                    guard.forget(s)
                 s.sess = None
             return report
     finally:

@@ -18,6 +18,24 @@ another folder; tests always set it). Tables:
     Sampler bookkeeping: which configurations are done, so a run resumes where
     it stopped.
 
+``fingerprints``
+    The fields of every pipeline fingerprint a row carries
+    (:mod:`hwface.latency.fingerprint`).
+``archived_measurements``
+    Stale rows moved out of ``measurements`` by :meth:`LatencyStore.prune_stale`
+    (nothing is deleted).
+``networks``
+    Whole networks measured end to end (zoo models and sampled arch specs) with
+    their ``split``: ``heldout`` networks and their kernel rows never train.
+
+Every measurement carries its pipeline ``fingerprint``, the drift guard's
+``reference`` timings it was taken with (JSON) and its ``split`` (``train`` or
+``heldout``). Readers that train or answer take current rows only
+(:meth:`LatencyStore.current_frame`).
+
+The schema is versioned (``PRAGMA user_version``, :data:`SCHEMA_VERSION`);
+opening an older file migrates it in place (:data:`MIGRATIONS`).
+
 Writers take SQLite's write lock with ``BEGIN IMMEDIATE`` and wait for it (busy
 timeout), so several profile or sample processes can write at once. Rows measured
 on an emulated device are refused.
@@ -41,7 +59,8 @@ REGIMES = ("zoo", "default", "tuned")
 BUSY_TIMEOUT_S = 120.0
 DB_ENV = "HWFACE_LATENCY_DB"
 
-SCHEMA = """
+# Schema 0: the tables as first shipped (no user_version).
+SCHEMA_V0 = """
 CREATE TABLE IF NOT EXISTS layers (
     key TEXT PRIMARY KEY,
     op TEXT NOT NULL, fused TEXT, input_shapes TEXT, output_shape TEXT, kernel TEXT, stride TEXT,
@@ -63,6 +82,90 @@ CREATE TABLE IF NOT EXISTS sample_configs (
     PRIMARY KEY (config_id, target, regime, device_key)
 );
 """
+
+# Schema 1: pipeline fingerprints, drift-guard references, held-out split, archive, networks.
+MIGRATION_1 = """
+ALTER TABLE measurements ADD COLUMN fingerprint TEXT;
+ALTER TABLE measurements ADD COLUMN reference TEXT;
+ALTER TABLE measurements ADD COLUMN split TEXT NOT NULL DEFAULT 'train';
+CREATE INDEX IF NOT EXISTS measurements_fp ON measurements(fingerprint, regime);
+CREATE TABLE IF NOT EXISTS fingerprints (fingerprint TEXT PRIMARY KEY, fields TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS archived_measurements AS SELECT * FROM measurements WHERE 0;
+ALTER TABLE archived_measurements ADD COLUMN archived_at TEXT;
+ALTER TABLE archived_measurements ADD COLUMN archived_why TEXT;
+ALTER TABLE sample_configs ADD COLUMN fingerprint TEXT;
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, origin TEXT NOT NULL, spec TEXT, target TEXT NOT NULL,
+    device_key TEXT NOT NULL, regime TEXT NOT NULL, trials_per_kernel INTEGER, tuning_db_hash TEXT,
+    fingerprint TEXT NOT NULL, split TEXT NOT NULL, kernel_calls INTEGER NOT NULL, kernel_sum_us REAL NOT NULL,
+    median_us REAL NOT NULL, p10_us REAL NOT NULL, p90_us REAL NOT NULL, cv REAL NOT NULL, samples INTEGER NOT NULL,
+    madds INTEGER, params INTEGER, kernels TEXT NOT NULL, reference TEXT, measured_at TEXT NOT NULL
+);
+"""
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "heldout")
+
+
+def _backfill_fingerprints(conn) -> None:
+    """Schema 0 -> 1: give every old row its legacy fingerprint (they can never be current)."""
+    from hwface.latency.fingerprint import legacy_fingerprint
+
+    groups: dict[tuple, list[str]] = {}
+    for rid, target, tvm_v, hw_v, info in conn.execute(
+            "SELECT id, target, tvm_version, hwface_version, device_info FROM measurements"):
+        threads = (json.loads(info) if info else {}).get("runtime_threads") or 0
+        groups.setdefault((target, tvm_v, hw_v, threads), []).append(rid)
+    for (target, tvm_v, hw_v, threads), ids in groups.items():
+        fp = legacy_fingerprint(target, tvm_v, hw_v, {"runtime_threads": threads})
+        conn.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)", (fp.digest(), json.dumps(fp.to_dict())))
+        conn.executemany("UPDATE measurements SET fingerprint = ? WHERE id = ?", [(fp.digest(), i) for i in ids])
+
+
+# MIGRATIONS[v] takes a file from schema v to v + 1: SQL, then a Python backfill (or None).
+MIGRATIONS: dict[int, tuple[str, Any]] = {0: (MIGRATION_1, _backfill_fingerprints)}
+
+
+def migrate(conn) -> int:
+    """Bring an open database to :data:`SCHEMA_VERSION`, one migration per transaction; returns the old version.
+
+    Raises
+    ------
+    HwfaceError
+        The file is newer than this hwface.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise HwfaceError(f"latency database schema {version} is newer than this hwface's ({SCHEMA_VERSION}): "
+                          "upgrade hwface")
+    start = version
+    if version == 0:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in SCHEMA_V0.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    while version < SCHEMA_VERSION:
+        sql, backfill = MIGRATIONS[version]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) == version:  # another process may have won
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                if backfill is not None:
+                    backfill(conn)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        version += 1
+    return start
 
 
 class EmulatedMeasurement(HwfaceError):
@@ -113,12 +216,61 @@ class Measurement:
     kernel_name: str | None = None
     madds: int | None = None
     emulated: bool = False
+    fingerprint: Any = field(default=None, compare=False)
+    reference: dict[str, Any] | None = field(default=None, compare=False)
+    split: str = "train"
+
+    @property
+    def fingerprint_digest(self) -> str | None:
+        """The stored form of ``fingerprint`` (a :class:`~hwface.latency.fingerprint.Fingerprint` or its digest)."""
+        fp = self.fingerprint
+        return fp if fp is None or isinstance(fp, str) else fp.digest()
 
     def row_id(self) -> str:
         """Hash of everything that identifies the measurement (same measurement -> same id)."""
         d = asdict(self)
         d["key"] = self.key.to_str()
         d.pop("device_info")
+        d.pop("reference")
+        d["fingerprint"] = self.fingerprint_digest
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class NetworkMeasurement:
+    """A whole network timed end to end, with the kernel rows it was measured with (microseconds).
+
+    ``kernels`` lists the network's kernel calls in execution order as
+    ``[layer key string, calls]`` pairs; ``origin`` is ``zoo`` or ``nas``;
+    ``spec`` the arch spec (dict) for ``nas`` networks.
+    """
+
+    name: str
+    origin: str
+    target: str
+    device_key: str
+    regime: str
+    fingerprint: str
+    split: str
+    kernel_calls: int
+    kernel_sum_us: float
+    median_us: float
+    p10_us: float
+    p90_us: float
+    cv: float
+    samples: int
+    kernels: list
+    spec: dict[str, Any] | None = None
+    trials_per_kernel: int | None = None
+    tuning_db_hash: str | None = None
+    madds: int | None = None
+    params: int | None = None
+    reference: dict[str, Any] | None = None
+    measured_at: str = field(default_factory=utc_now)
+
+    def row_id(self) -> str:
+        d = asdict(self)
+        d.pop("reference")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -141,10 +293,7 @@ class LatencyStore:
         if str(mode).lower() != "wal":
             raise HwfaceError(f"{self.path}: SQLite refused WAL mode ({mode}); use a local filesystem")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self._write() as c:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    c.execute(statement)
+        self.migrated_from = migrate(self._conn)
 
     @classmethod
     def for_target(cls, target: str) -> "LatencyStore":
@@ -192,9 +341,14 @@ class LatencyStore:
                 raise HwfaceError(f"unknown regime {m.regime!r} (known: {', '.join(REGIMES)})")
             if m.regime == "tuned" and not m.tuned:
                 raise HwfaceError("a 'tuned' regime measurement must have tuned=True")
+            if m.split not in SPLITS:
+                raise HwfaceError(f"unknown split {m.split!r} (known: {', '.join(SPLITS)})")
         new = 0
         with self._write() as c:
             for m in ms:
+                if m.fingerprint is not None and not isinstance(m.fingerprint, str):
+                    c.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)",
+                              (m.fingerprint.digest(), json.dumps(m.fingerprint.to_dict())))
                 k = m.key
                 f = k.fields_dict()
                 c.execute(
@@ -206,36 +360,44 @@ class LatencyStore:
                 cur = c.execute(
                     "INSERT OR IGNORE INTO measurements (id, key, target, device_key, device_machine, device_info,"
                     " tvm_version, hwface_version, tuned, tuning_db_hash, regime, trials_per_kernel, median_us, p10_us,"
-                    " p90_us, cv, samples, min_repeat_ms, measured_at, source, kernel_name)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " p90_us, cv, samples, min_repeat_ms, measured_at, source, kernel_name, fingerprint, reference, split)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (m.row_id(), k.to_str(), m.target, m.device_key, m.device_machine,
                      json.dumps(m.device_info) if m.device_info else None, m.tvm_version, m.hwface_version,
                      int(m.tuned), m.tuning_db_hash, m.regime, m.trials_per_kernel, m.median_us, m.p10_us, m.p90_us,
-                     m.cv, m.samples, m.min_repeat_ms, m.measured_at, m.source, m.kernel_name))
+                     m.cv, m.samples, m.min_repeat_ms, m.measured_at, m.source, m.kernel_name, m.fingerprint_digest,
+                     json.dumps(m.reference) if m.reference else None, m.split))
                 new += cur.rowcount
         return new
 
     # -- sampler bookkeeping -------------------------------------------------
-    def config_done(self, target: str, regime: str, device_key: str) -> set[str]:
-        """Config ids already measured (or failed) for this target, regime and device."""
+    def config_done(self, target: str, regime: str, device_key: str, fingerprint: str | None = None) -> set[str]:
+        """Config ids already measured (or failed) for this target, regime, device and pipeline fingerprint.
+
+        A configuration measured by another pipeline (another fingerprint) is not done.
+        """
         rows = self._conn.execute(
-            "SELECT config_id FROM sample_configs WHERE target=? AND regime=? AND device_key=? AND status IN ('done','failed')",
-            (target, regime, device_key)).fetchall()
+            "SELECT config_id FROM sample_configs WHERE target=? AND regime=? AND device_key=? "
+            "AND status IN ('done','failed') AND fingerprint IS ?",
+            (target, regime, device_key, fingerprint)).fetchall()
         return {r[0] for r in rows}
 
-    def mark_configs(self, rows: Iterable[tuple[str, str, str, str, str, dict, str, int | None, str | None]]) -> None:
+    def mark_configs(self, rows: Iterable[tuple[str, str, str, str, str, dict, str, int | None, str | None]],
+                     fingerprint: str | None = None) -> None:
         """Record sampler configs: (config_id, target, regime, device_key, kind, config, status, kernels, error)."""
         with self._write() as c:
             for cid, target, regime, dev, kind, cfg, status, kernels, err in rows:
-                c.execute("INSERT OR REPLACE INTO sample_configs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                c.execute("INSERT OR REPLACE INTO sample_configs (config_id, target, regime, device_key, kind, config,"
+                          " status, kernels, error, updated_at, fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                           (cid, target, regime, dev, kind, json.dumps(cfg, sort_keys=True), status, kernels, err,
-                           utc_now()))
+                           utc_now(), fingerprint))
 
-    def sampled_configs(self, target: str, regime: str, device_key: str) -> list[tuple[dict[str, Any], float]]:
-        """Configurations measured so far with their summed kernel latency (us), for the adaptive model."""
+    def sampled_configs(self, target: str, regime: str, device_key: str,
+                        fingerprint: str | None = None) -> list[tuple[dict[str, Any], float]]:
+        """Configurations measured so far (by this pipeline) with their summed kernel latency (us)."""
         rows = self._conn.execute(
-            "SELECT config FROM sample_configs WHERE target=? AND regime=? AND device_key=? AND status='done'",
-            (target, regime, device_key)).fetchall()
+            "SELECT config FROM sample_configs WHERE target=? AND regime=? AND device_key=? AND status='done' "
+            "AND fingerprint IS ?", (target, regime, device_key, fingerprint)).fetchall()
         out = []
         for (cfg,) in rows:
             d = json.loads(cfg)
@@ -243,6 +405,83 @@ class LatencyStore:
             if lat:
                 out.append((d, float(lat)))
         return out
+
+    # -- fingerprints ----------------------------------------------------------
+    def fingerprints(self) -> dict[str, dict[str, Any]]:
+        """Every fingerprint rows carry: digest -> fields."""
+        return {r[0]: json.loads(r[1]) for r in self._conn.execute("SELECT fingerprint, fields FROM fingerprints")}
+
+    def stale_counts(self, current: str) -> dict[str, dict[str, int]]:
+        """Per regime: rows under fingerprint ``current`` and rows under any other (stale)."""
+        out: dict[str, dict[str, int]] = {}
+        for regime, is_current, n in self._conn.execute(
+                "SELECT regime, fingerprint IS ?, COUNT(*) FROM measurements GROUP BY 1, 2", (current,)):
+            out.setdefault(regime, {"current": 0, "stale": 0})["current" if is_current else "stale"] += n
+        return out
+
+    def prune_stale(self, current: str, dry_run: bool = False) -> dict[str, int]:
+        """Move rows whose fingerprint is not ``current`` into ``archived_measurements``.
+
+        Nothing is deleted: the rows keep every column and get ``archived_at``
+        and ``archived_why``. Networks of other fingerprints stay in ``networks``
+        (they are never read as current).
+
+        Returns
+        -------
+        dict
+            Rows moved (or that would move, with ``dry_run``) per regime.
+        """
+        moved = {r[0]: r[1] for r in self._conn.execute(
+            "SELECT regime, COUNT(*) FROM measurements WHERE fingerprint IS NOT ? GROUP BY regime", (current,))}
+        if dry_run or not moved:
+            return moved
+        cols = ", ".join(_columns(self._conn, "measurements"))
+        with self._write() as c:
+            c.execute(f"INSERT OR IGNORE INTO archived_measurements ({cols}, archived_at, archived_why) "
+                      f"SELECT {cols}, ?, ? FROM measurements WHERE fingerprint IS NOT ?",
+                      (utc_now(), f"stale: fingerprint is not {current}", current))
+            c.execute("DELETE FROM measurements WHERE fingerprint IS NOT ? AND id IN "
+                      "(SELECT id FROM archived_measurements)", (current,))
+        return moved
+
+    def archived_count(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM archived_measurements").fetchone()[0]
+
+    # -- networks -----------------------------------------------------------------
+    def add_network(self, net: "NetworkMeasurement") -> bool:
+        """Store one end-to-end network measurement; returns False when it was already stored."""
+        if net.split not in SPLITS:
+            raise HwfaceError(f"unknown split {net.split!r} (known: {', '.join(SPLITS)})")
+        row = asdict(net)
+        row["id"] = net.row_id()
+        for name in ("spec", "kernels", "reference"):
+            row[name] = json.dumps(row[name]) if row[name] is not None else None
+        cols = list(row)
+        with self._write() as c:
+            cur = c.execute(f"INSERT OR IGNORE INTO networks ({', '.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                            [row[k] for k in cols])
+        return cur.rowcount > 0
+
+    def networks_frame(self, fingerprint: str | None = None, regime: str | None = None, split: str | None = None):
+        """End-to-end network measurements (``kernels``, ``spec``, ``reference`` parsed from JSON)."""
+        import pandas as pd
+
+        conds, args = [], []
+        for col, val in (("fingerprint", fingerprint), ("regime", regime), ("split", split)):
+            if val is not None:
+                conds.append(f"{col} = ?")
+                args.append(val)
+        sql = "SELECT * FROM networks" + (" WHERE " + " AND ".join(conds) if conds else "") + " ORDER BY measured_at, id"
+        frame = pd.read_sql_query(sql, self._conn, params=args)
+        for name in ("spec", "kernels", "reference"):
+            frame[name] = [json.loads(v) if v else None for v in frame[name]]
+        return frame
+
+    def network_done(self, name: str, regime: str, device_key: str, fingerprint: str) -> bool:
+        """True when ``name`` was measured end to end under this regime, device and fingerprint."""
+        return self._conn.execute(
+            "SELECT 1 FROM networks WHERE name=? AND regime=? AND device_key=? AND fingerprint=? LIMIT 1",
+            (name, regime, device_key, fingerprint)).fetchone() is not None
 
     # -- reading ---------------------------------------------------------------
     def frame(self, regime: str | None = None, op: str | None = None, where: dict[str, Any] | None = None):
@@ -275,6 +514,35 @@ class LatencyStore:
             sql += " WHERE " + " AND ".join(conds)
         sql += " ORDER BY m.measured_at, m.id"
         return pd.read_sql_query(sql, self._conn, params=args)
+
+    def current_frame(self, fingerprint: str, regime: str, split: str | None = "train",
+                      trials_per_kernel: int | None = None):
+        """The rows a predictor may learn from or a lookup may answer with, and how many were skipped.
+
+        Parameters
+        ----------
+        fingerprint : str
+            Today's fingerprint digest; rows of any other are skipped (stale).
+        regime : str
+        split : str or None
+            ``train`` (default) leaves out held-out networks' rows; None keeps every split.
+        trials_per_kernel : int, optional
+            Tuned regime: only rows tuned with this budget.
+
+        Returns
+        -------
+        (DataFrame, int)
+            The current rows and the number of stale rows of the regime left out.
+        """
+        where: dict[str, Any] = {"fingerprint": fingerprint}
+        if split is not None:
+            where["split"] = split
+        if trials_per_kernel is not None:
+            where["trials_per_kernel"] = trials_per_kernel
+        frame = self.frame(regime=regime, where=where)
+        stale = self._conn.execute("SELECT COUNT(*) FROM measurements WHERE regime = ? AND fingerprint IS NOT ?",
+                                   (regime, fingerprint)).fetchone()[0]
+        return frame, int(stale)
 
     def stats(self) -> dict[str, Any]:
         """Counts: layers, measurements, per regime/op/device, per target and regime (zoo models, sampled configurations), and the measured time span."""

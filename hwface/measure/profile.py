@@ -16,28 +16,26 @@ dispatch and allocations, cache effects between kernels) instead of hiding it.
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from hwface.errors import HwfaceError
+from hwface.measure.kernel_timing import (  # noqa: F401 (re-exported: callers time kernels through here)
+    KERNEL_MIN_REPEAT_MS,
+    KERNEL_REPEAT,
+    KernelSpec,
+    apply_database,
+    build_kernel_library,
+    primfuncs,
+    time_artifact,
+    time_kernels,
+)
 from hwface.measure.timing import LatencyStats
 
-KERNEL_REPEAT = 10
-KERNEL_MIN_REPEAT_MS = 20
 GAP_WARN = 0.25  # |1 - sum/e2e| above this is reported as a large gap
-
-
-@dataclass(frozen=True)
-class KernelSpec:
-    """A function of a kernel library and the arguments it takes (inputs then outputs)."""
-
-    name: str
-    arg_shapes: tuple[tuple[int, ...], ...]
-    arg_dtypes: tuple[str, ...]
 
 
 @dataclass
@@ -97,6 +95,9 @@ class ProfileResult:
     stored: int | None = None
     db_path: str | None = None
     measurements: list = field(default_factory=list, repr=False)
+    fingerprint: str | None = None
+    guard: dict[str, int] | None = None
+    network: Any = field(default=None, repr=False)
 
     @property
     def gap_note(self) -> str:
@@ -114,115 +115,8 @@ class ProfileResult:
             "distinct_kernels": self.distinct_kernels, "tuned_kernels": self.tuned_kernels,
             "kernel_sum_us": self.kernel_sum_us, "end_to_end_us": asdict(self.end_to_end), "ratio": self.ratio,
             "large_gap": abs(self.ratio - 1.0) > GAP_WARN, "stored": self.stored, "db_path": self.db_path,
+            "fingerprint": self.fingerprint, "drift_guard": self.guard,
         }
-
-
-def primfuncs(mod) -> dict[str, Any]:
-    """PrimFuncs of a module by name."""
-    import tvm
-
-    return {gv.name_hint: f for gv, f in mod.functions.items() if isinstance(f, tvm.tirx.PrimFunc)}
-
-
-def apply_database(fused, spec, database):
-    """The fused module with tuning records applied, as :func:`hwface.compile.build.build` applies them."""
-    import tvm
-    from tvm import relax
-
-    if database is None:
-        return fused
-    with spec.tvm_target(), database, tvm.transform.PassContext(opt_level=3):
-        return relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(fused)
-
-
-def build_kernel_library(funcs: dict[str, Any], spec, path: str | Path) -> Path:
-    """Compile PrimFuncs (name -> PrimFunc) into one shared object for ``spec``, one function each.
-
-    Linked like an artifact (:func:`hwface.compile.build.export_so`), so it loads on the device as is.
-    """
-    import tvm
-
-    from hwface.compile.build import export_so
-
-    mod = tvm.IRModule({name: f.with_attr("global_symbol", name) for name, f in funcs.items()})
-    return export_so(tvm.compile(mod, target=spec.tvm_target()), path, spec)
-
-
-def time_kernels(session, so_path: str | Path, kernels: Sequence[KernelSpec], repeat: int = KERNEL_REPEAT,
-                 min_repeat_ms: float = KERNEL_MIN_REPEAT_MS, seed: int = 0,
-                 progress: Callable[[str], None] | None = None) -> dict[str, LatencyStats]:
-    """Upload a kernel library and time each function with ``time_evaluator`` (one warm-up call first).
-
-    Parameters
-    ----------
-    session : hwface.rpc.devices.Session
-    so_path : path
-        Made by :func:`build_kernel_library`.
-    kernels : sequence of KernelSpec
-    repeat : int
-        Samples per kernel.
-    min_repeat_ms : float
-        Each sample runs the kernel enough times to last at least this long, in ms.
-
-    Returns
-    -------
-    dict
-        Kernel name -> LatencyStats (microseconds).
-    """
-    from hwface.rpc.devices import DeviceLost, _first_line
-
-    import tvm
-
-    sess = session.sess
-    so_path = Path(so_path)
-    try:
-        sess.upload(str(so_path), so_path.name)
-        lib = sess.load_module(so_path.name)
-    except Exception as exc:
-        raise DeviceLost(f"device {session.name}: cannot load kernel library {so_path.name}: {_first_line(exc)}") from None
-    dev = sess.cpu()
-    rng = np.random.default_rng(seed)
-    out: dict[str, LatencyStats] = {}
-    for i, k in enumerate(kernels):
-        if progress:
-            progress(k.name)
-        args = [tvm.runtime.tensor(_random(rng, s, d), dev) for s, d in zip(k.arg_shapes, k.arg_dtypes)]
-        try:
-            f = lib.get_function(k.name)
-            f(*args)  # warm-up
-            te = lib.time_evaluator(k.name, dev, number=1, repeat=repeat, min_repeat_ms=int(min_repeat_ms),
-                                    cooldown_interval_ms=0)
-            out[k.name] = LatencyStats.from_seconds(te(*args).results)
-        except Exception as exc:
-            raise DeviceLost(f"device {session.name} failed timing kernel {k.name}: {_first_line(exc)}") from None
-    return out
-
-
-def time_artifact(session, so_path: str | Path, x: np.ndarray, repeat: int,
-                  min_repeat_ms: float | None = None) -> LatencyStats:
-    """Upload a linked artifact ``.so``, run ``main`` once and time it (microseconds)."""
-    import tvm
-    from tvm import relax
-
-    from hwface.measure.timing import MIN_REPEAT_MS, time_vm_main
-    from hwface.rpc.devices import DeviceLost, _first_line
-
-    so_path = Path(so_path)
-    try:
-        session.sess.upload(str(so_path), so_path.name)
-        dev = session.sess.cpu()
-        vm = relax.VirtualMachine(session.sess.load_module(so_path.name), dev)
-        arg = tvm.runtime.tensor(x, dev)
-        vm["main"](arg)
-        return time_vm_main(vm, dev, [arg], repeat=repeat, min_repeat_ms=int(min_repeat_ms or MIN_REPEAT_MS))
-    except Exception as exc:
-        raise DeviceLost(f"device {session.name} failed running {so_path.name}: {_first_line(exc)}") from None
-
-
-def _random(rng, shape, dtype) -> np.ndarray:
-    if np.dtype(dtype).kind == "f":
-        return rng.uniform(-1, 1, size=shape).astype(dtype)
-    return rng.integers(0, 2, size=shape).astype(dtype)
 
 
 def profile_model(
@@ -241,6 +135,13 @@ def profile_model(
     store: bool | str | Path = False,
     timeout_s: float = 1800.0,
     progress: Callable[[str], None] | None = None,
+    regime: str | None = None,
+    trials_per_kernel: int | None = None,
+    split: str = "train",
+    name: str | None = None,
+    origin: str | None = None,
+    arch_spec: dict[str, Any] | None = None,
+    guard=None,
 ) -> ProfileResult:
     """Time every kernel of a network on a device, and the whole artifact.
 
@@ -270,6 +171,22 @@ def profile_model(
         Bound on the remote part, in seconds.
     progress : callable, optional
         ``progress(message)``.
+    regime : str, optional
+        Stored regime: ``zoo`` (the deployed schedules; the default with
+        ``database``), ``default`` (TVM's default schedules; the default without
+        ``database``, refused with it) or ``tuned`` (``database``
+        holds records of a fixed ``trials_per_kernel`` budget).
+    trials_per_kernel : int, optional
+        The tuned regime's budget, stored in every row.
+    split : str
+        ``train`` or ``heldout`` (a held-out network's rows never train).
+    name, origin, arch_spec
+        Stored network name (default: the model's or the ONNX file's), ``zoo``
+        or ``nas``, and the arch spec (dict) a ``nas`` network was built from.
+    guard : DriftGuard or False, optional
+        Brackets the kernels' timing and the end-to-end timing with the
+        reference (:mod:`hwface.measure.drift`); default: a new guard when
+        storing, none otherwise; False: none.
 
     Returns
     -------
@@ -284,11 +201,13 @@ def profile_model(
 
     import hwface
     from hwface.compile.build import build, export_so
-    from hwface.compile.network import fused_module, load_network
+    from hwface.compile.network import fused_module_traced, load_network
     from hwface.compile.slice_views import uses_views
+    from hwface.latency.fingerprint import measured_fingerprint
     from hwface.latency.key import layer_key
     from hwface.latency.kernels import kernel_madds, map_to_onnx
-    from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement, db_path
+    from hwface.measure.drift import DriftGuard
+    from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement, NetworkMeasurement, db_path
     from hwface.rpc.devices import connect
     from hwface.rpc.embedded import DeviceEndpoint, device_for
     from hwface.rpc.remote import call_with_deadline, check_architecture
@@ -297,13 +216,15 @@ def profile_model(
     say = progress or (lambda msg: None)
     spec = target if isinstance(target, TargetSpec) else load_target(target)
     spec.linker()
+    regime = regime or ("zoo" if database is not None else "default")
+    _check_regime(regime, database, trials_per_kernel)
     if store and spec.emulated:
         raise EmulatedMeasurement(f"target {spec.name} is emulated: its latencies are never stored")
     say(f"exporting {model}" if model else f"loading {onnx_path}")
     network = load_network(model, onnx_path, input_size, input_shape)
     say("importing into Relax and fusing kernels")
-    fused = fused_module(network, spec)
-    calls = map_to_onnx(fused, network.onnx_model, views=uses_views(spec.tvm_target()))
+    fused, trace = fused_module_traced(network, spec)
+    calls = map_to_onnx(fused, network.onnx_model, views=uses_views(spec.tvm_target()), trace=trace)
     timed_calls = [c for c in calls if not c.runs_as_view]
     scheduled = apply_database(fused, spec, database)
     funcs = primfuncs(scheduled)
@@ -320,6 +241,15 @@ def profile_model(
         first.setdefault(c.kernel, c)
     kspecs = [KernelSpec(n, tuple(first[n].arg_shapes), tuple(first[n].arg_dtypes)) for n in names]
     x = np.random.default_rng(0).uniform(-1, 1, size=network.input.shape).astype(network.input.dtype)
+
+    if guard is None and store:
+        say("building the drift guard's reference")
+        guard = DriftGuard(spec)
+
+    def bracketed(session, fn):
+        if not guard:
+            return fn(), None
+        return guard.run(session, fn, on_redo=say)
 
     with device_for(spec, tracker) as ep:
         if key:
@@ -341,14 +271,21 @@ def profile_model(
                 done[0] += 1
                 say(f"kernel {done[0]}/{len(kspecs)}: {name}")
 
-            timings = call_with_deadline(
-                lambda: time_kernels(session, lib_path, kspecs, repeat, min_repeat_ms, progress=tick),
+            loaded: dict[str, Any] = {}  # a re-measured batch reuses its modules
+            timings, kernels_bracket = call_with_deadline(
+                lambda: bracketed(session, lambda: time_kernels(
+                    session, lib_path, kspecs, repeat, min_repeat_ms, progress=tick, loaded=loaded)),
                 timeout_s, f"timing kernels on {session.name}")
             say("timing the whole artifact")
-            e2e = call_with_deadline(lambda: time_artifact(session, art_path, x, e2e_repeat or max(repeat, 5)),
-                                     timeout_s, f"running the artifact on {session.name}")
+            e2e, e2e_bracket = call_with_deadline(
+                lambda: bracketed(session, lambda: time_artifact(
+                    session, art_path, x, e2e_repeat or max(repeat, 5), loaded=loaded)),
+                timeout_s, f"running the artifact on {session.name}")
+            loaded.clear()
             device_name = session.name
         finally:
+            if guard:
+                guard.forget(session)  # its handles would keep the session, and the device, busy
             session.sess = None
 
     tuned = database is not None
@@ -357,6 +294,7 @@ def profile_model(
     measurements = []
     seen: set[str] = set()
     tvm_version = tvm.__version__
+    fp = measured_fingerprint(spec, info)
     for c in timed_calls:
         st = timings[c.kernel]
         k = layer_key(c)
@@ -370,21 +308,57 @@ def profile_model(
         if c.kernel in seen:
             continue
         seen.add(c.kernel)
+        kernel_tuned = c.kernel in scheduled_names
+        if regime == "tuned" and not kernel_tuned:
+            continue  # no record of the budget applied: not a tuned-regime row
         measurements.append(Measurement(
             key=k, target=spec.name, device_key=ep.key, tvm_version=tvm_version, hwface_version=hwface.__version__,
-            tuned=c.kernel in scheduled_names, regime="zoo", median_us=st.median_us, p10_us=st.p10_us,
+            tuned=kernel_tuned, regime=regime, median_us=st.median_us, p10_us=st.p10_us,
             p90_us=st.p90_us, cv=st.cv, samples=st.samples,
-            tuning_db_hash=tuning_db_hash if c.kernel in scheduled_names else None,
+            tuning_db_hash=tuning_db_hash if kernel_tuned else None,
+            trials_per_kernel=trials_per_kernel if regime == "tuned" else None,
             device_machine=(info or {}).get("machine"), device_info=info, min_repeat_ms=min_repeat_ms,
-            source=network.name, kernel_name=c.kernel, madds=madds, emulated=emulated))
+            source=name or network.name, kernel_name=c.kernel, madds=madds, emulated=emulated, fingerprint=fp,
+            reference=kernels_bracket.to_dict() if kernels_bracket else None, split=split))
     result = ProfileResult(
         model=network.name, target=spec.name, device=device_name, device_key=ep.key, device_info=info, tuned=tuned,
         tuning_db_hash=tuning_db_hash if tuned else None, rows=rows, end_to_end=e2e, kernel_sum_us=total,
         ratio=total / e2e.median_us if e2e.median_us else float("nan"), distinct_kernels=len(names),
-        tuned_kernels=tuned_kernels, measurements=measurements)
+        tuned_kernels=tuned_kernels, measurements=measurements, fingerprint=fp.digest(),
+        guard=guard.summary() if guard else None)
+    result.network = NetworkMeasurement(
+        name=name or network.name, origin=origin or ("zoo" if network.zoo_model else "onnx"), target=spec.name,
+        device_key=ep.key, regime=regime, fingerprint=fp.digest(), split=split, kernel_calls=len(timed_calls),
+        kernel_sum_us=total, median_us=e2e.median_us, p10_us=e2e.p10_us, p90_us=e2e.p90_us, cv=e2e.cv,
+        samples=e2e.samples, kernels=_kernel_counts(rows), spec=arch_spec,
+        trials_per_kernel=trials_per_kernel if regime == "tuned" else None,
+        tuning_db_hash=tuning_db_hash if tuned else None, madds=sum(r.madds for r in rows),
+        reference={"kernels": kernels_bracket.to_dict() if kernels_bracket else None,
+                   "end_to_end": e2e_bracket.to_dict() if e2e_bracket else None})
     if store:
         path = db_path(spec.name) if store is True else Path(store)
         with LatencyStore(path) as db:
             result.stored = db.add(measurements)
+            db.add_network(result.network)
         result.db_path = str(path)
     return result
+
+
+def _kernel_counts(rows: list[ProfileRow]) -> list[list]:
+    """``[key, calls]`` per distinct key, in order of first call."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.key] = counts.get(r.key, 0) + 1
+    return [[k, n] for k, n in counts.items()]
+
+
+PROFILE_REGIMES = ("zoo", "default", "tuned")
+
+
+def _check_regime(regime: str, database, trials_per_kernel: int | None) -> None:
+    if regime not in PROFILE_REGIMES:
+        raise HwfaceError(f"unknown regime {regime!r} (known: {', '.join(PROFILE_REGIMES)})")
+    if regime == "default" and database is not None:
+        raise HwfaceError("the default regime times TVM's default schedules: give no tuning records")
+    if regime == "tuned" and (database is None or not trials_per_kernel):
+        raise HwfaceError("the tuned regime needs tuning records and the trials per kernel they were tuned with")

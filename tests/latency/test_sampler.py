@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -53,25 +55,28 @@ def test_densification_picks_the_worst_fitted_points():
     assert near and all(n.kind == "pwconv" and n != cfgs[3] for n in near)
 
 
-def test_sample_tiny_budget_stores_and_resumes(latency_db):
+def test_sample_tiny_budget_stores_and_resumes(latency_db, quick_guard):
     kw = dict(target="host", kinds=("activation", "add", "pool"), batch=3, repeat=2, min_repeat_ms=1,
-              adaptive_fraction=0.34)
+              adaptive_fraction=0.34, guard=quick_guard)
     r = sample(n=3, **kw)
     assert (r.measured_configs, r.failed_configs, r.already_done) == (3, 0, 0) and r.stored_kernels >= 3
     with LatencyStore(db_path("host")) as db:
         frame = db.frame()
     assert set(frame["regime"]) == {"default"} and set(frame["tuned"]) == {0}
     assert frame["source"].str.startswith("sample:").all() and frame["trials_per_kernel"].isna().all()
+    assert set(frame["fingerprint"]) == {r.fingerprint} and r.fingerprint
+    refs = [json.loads(x) for x in frame["reference"]]
+    assert all(x["kernel_us_before"] > 0 and x["network_us_after"] > 0 and x["attempts"] >= 1 for x in refs)
     r2 = sample(n=3, **kw)
     assert (r2.measured_configs, r2.already_done) == (0, 3)
     r3 = sample(n=5, **kw)
     assert r3.already_done == 3 and r3.measured_configs + r3.failed_configs == 2 and r3.adaptive_configs >= 1
 
 
-def test_tuned_regime_tunes_each_kernel_and_states_its_budget(latency_db):
+def test_tuned_regime_tunes_each_kernel_and_states_its_budget(latency_db, quick_guard):
     # two batches: the second is tuned on the device the first was timed on
     r = sample(target="host", kinds=("dwconv",), n=2, regime="tuned", trials_per_kernel=2, batch=1, repeat=2,
-               min_repeat_ms=1, adaptive_fraction=0)
+               min_repeat_ms=1, adaptive_fraction=0, guard=quick_guard)
     assert (r.measured_configs, r.failed_configs) == (2, 0) and r.stored_kernels >= 2
     with LatencyStore(db_path("host")) as db:
         frame = db.frame()

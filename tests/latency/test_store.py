@@ -108,3 +108,70 @@ def test_db_cli_stats_query_and_errors(filled_db, cli, tmp_path):
     assert_one_line_error(cli("db", "query", "--where", "nosuchcol=1"), "nosuchcol")
     assert_one_line_error(cli("db", "export", "--format", "parquet"), "--output")
     assert_one_line_error(cli("db", "stats", "--db", tmp_path / "none.sqlite"), "no latency database")
+
+
+def test_the_previous_shipped_schema_migrates_and_its_rows_are_stale(tmp_path):
+    """A schema-0 file (the database as shipped before fingerprints) opens migrated, its rows all stale."""
+    import shutil
+    import sqlite3
+    from pathlib import Path
+
+    from hwface.latency.fingerprint import current_fingerprint
+    from hwface.latency.store import SCHEMA_V0, SCHEMA_VERSION
+    from hwface.targets import load_target
+
+    old = tmp_path / "v0.sqlite"
+    conn = sqlite3.connect(old)
+    conn.executescript(SCHEMA_V0)
+    conn.execute("INSERT INTO layers (key, op) VALUES ('k1', 'conv')")
+    conn.execute("INSERT INTO measurements (id, key, target, device_key, device_info, tvm_version, hwface_version,"
+                 " tuned, regime, median_us, p10_us, p90_us, cv, samples, measured_at) VALUES"
+                 " ('r1', 'k1', 'host', 'host', '{\"runtime_threads\": 1}', '0.27.0.post1', '0.2.0', 0, 'default',"
+                 " 10, 9, 11, 0.1, 5, '2026-01-01T00:00:00Z')")
+    conn.commit()
+    conn.close()
+    shipped = Path(__file__).resolve().parents[2] / "latency_db" / "host.sqlite"
+    files = [old]
+    if sqlite3.connect(shipped).execute("PRAGMA user_version").fetchone()[0] == 0:
+        shutil.copy(shipped, tmp_path / "shipped.sqlite")
+        files.append(tmp_path / "shipped.sqlite")
+    today = current_fingerprint(load_target("host")).digest()
+    for path in files:
+        n = sqlite3.connect(path).execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+        with LatencyStore(path) as db:
+            assert db.migrated_from == 0
+            counts = db.stale_counts(today)
+            assert sum(c["stale"] for c in counts.values()) == n and not any(c["current"] for c in counts.values())
+            assert all(f["tvm_target"] == "unrecorded" for f in db.fingerprints().values())
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        with LatencyStore(path) as db:  # a second open finds nothing to migrate
+            assert db.migrated_from == SCHEMA_VERSION
+
+
+def test_prune_archives_stale_rows_and_deletes_nothing(tmp_path):
+    from hwface.latency.fingerprint import Fingerprint
+
+    old = Fingerprint("host", "{}", "0.27.0.post1", "0.3.0", 2)
+    new = Fingerprint("host", "{}", "0.27.0.post1", "0.4.0", 2)
+    with LatencyStore(tmp_path / "db.sqlite") as db:
+        db.add([_m(0, fingerprint=old), _m(1, fingerprint=old), _m(2, fingerprint=new)])
+        assert db.prune_stale(new.digest(), dry_run=True) == {"default": 2}
+        assert len(db.frame()) == 3 and db.archived_count() == 0
+        assert db.prune_stale(new.digest()) == {"default": 2}
+        assert list(db.frame()["median_us"]) == [12.0] and db.archived_count() == 2
+        current, skipped = db.current_frame(new.digest(), "default")
+        assert list(current["median_us"]) == [12.0] and skipped == 0
+        assert db.prune_stale(new.digest()) == {}
+
+
+def test_current_frame_leaves_out_stale_and_heldout_rows(tmp_path):
+    from hwface.latency.fingerprint import Fingerprint
+
+    old = Fingerprint("host", "{}", "0.27.0.post1", "0.3.0", 1)
+    new = Fingerprint("host", "{}", "0.27.0.post1", "0.4.0", 2)
+    with LatencyStore(tmp_path / "db.sqlite") as db:
+        db.add([_m(0, fingerprint=old), _m(2, fingerprint=new), _m(3, fingerprint=new, split="heldout")])
+        frame, skipped = db.current_frame(new.digest(), "default")
+        assert list(frame["median_us"]) == [12.0] and skipped == 1
+        every, _ = db.current_frame(new.digest(), "default", split=None)
+        assert sorted(every["median_us"]) == [12.0, 13.0]

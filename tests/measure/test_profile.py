@@ -23,11 +23,16 @@ def loopback():
         yield ep
 
 
-def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency_db):  # noqa: F811
+def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency_db, quick_guard):  # noqa: F811
+    from hwface.measure.drift import DriftGuard
     from hwface.measure.profile import profile_model
 
+    # a zero tolerance re-measures every batch once: the device must survive timing its libraries again
+    always_redo = DriftGuard(load_target("host"), tolerance=0.0, max_attempts=2, rests_s=(0.0,), min_repeat_ms=2,
+                             reference=quick_guard.reference)
     r = profile_model(onnx_path=tiny_onnx, target="host", tracker=loopback.tracker, repeat=3, min_repeat_ms=2,
-                      store=True)
+                      store=True, guard=always_redo)
+    assert always_redo.redone == 2 and r.guard == {"batches": 2, "redone": 2, "drifted": 2}
     assert [row.layers for row in r.rows] == [["stem.0", "stem.2"], ["block.0", "block.2"], ["pw"], ["head"]]
     assert [row.op for row in r.rows] == ["conv", "dwconv", "pwconv", "fc"]
     for row in r.rows:
@@ -38,7 +43,13 @@ def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency
     assert "ratio" in r.gap_note and not r.tuned and r.device.startswith("host@127.0.0.1:")
     with LatencyStore(db_path("host")) as db:
         frame = db.frame()
-    assert len(frame) == 4 and set(frame["regime"]) == {"zoo"} and set(frame["source"]) == {"tiny"}
+    assert len(frame) == 4 and set(frame["regime"]) == {"default"} and set(frame["source"]) == {"tiny"}
+    assert set(frame["fingerprint"]) == {r.fingerprint} and frame["reference"].notna().all()
+    with LatencyStore(db_path("host")) as db:
+        nets = db.networks_frame(fingerprint=r.fingerprint, regime="default")
+    assert list(nets["name"]) == ["tiny"] and nets["kernel_calls"][0] == 4
+    assert nets["median_us"][0] == pytest.approx(r.end_to_end.median_us) and nets["split"][0] == "train"
+    assert sum(n for _, n in nets["kernels"][0]) == 4 and nets["reference"][0]["end_to_end"]["attempts"] >= 1
     assert set(frame["tuned"]) == {0} and frame["tuning_db_hash"].isna().all()
     assert frame["device_machine"].notna().all() and (frame["tvm_version"] == "0.27.0.post1").all()
 

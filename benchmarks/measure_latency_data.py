@@ -1,0 +1,76 @@
+"""The committed commands that produce the shipped latency data of a target (resumable; run in the background).
+
+    python benchmarks/measure_latency_data.py prune              # archive stale rows (hwface db prune --stale)
+    python benchmarks/measure_latency_data.py default-sample --n 3000
+    python benchmarks/measure_latency_data.py zoo-default        # every zoo network, TVM's default schedules
+    python benchmarks/measure_latency_data.py heldout-default --n 100
+
+Each step skips what today's pipeline fingerprint already measured, so a rerun
+resumes; progress is printed one line at a time with a timestamp. docs/latency.md
+records how far each step has got and how long it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+START = time.time()
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} +{time.time() - START:7.0f}s] {msg}", flush=True)
+
+
+def prune(args) -> None:
+    from hwface.latency.fingerprint import current_fingerprint
+    from hwface.latency.store import LatencyStore, db_path
+    from hwface.targets import load_target
+
+    fp = current_fingerprint(load_target(args.target))
+    with LatencyStore(db_path(args.target)) as db:
+        say(f"moved to the archive: {db.prune_stale(fp.digest())} (today: {fp.digest()}, {fp.describe()})")
+
+
+def default_sample(args) -> None:
+    from hwface.latency.sampler import KINDS, sample
+
+    last = [0.0]
+
+    def progress(done: int, total: int, msg: str) -> None:
+        if time.time() - last[0] > 20 or "again" in msg:
+            last[0] = time.time()
+            say(f"{done}/{total} configurations: {msg}")
+
+    r = sample(target=args.target, kinds=KINDS, n=args.n, regime="default", seed=0, batch=16, progress=progress)
+    say(f"done: {r.__dict__}")
+
+
+def zoo_default(args) -> None:
+    from hwface.workflows.zoo_data import measure_zoo
+
+    r = measure_zoo(args.target, "default", progress=say)
+    say(f"done: {r.__dict__}")
+
+
+def heldout_default(args) -> None:
+    from hwface.workflows.heldout import measure_heldout
+
+    r = measure_heldout(args.target, "default", n=args.n, progress=say)
+    say(f"done: {r.__dict__}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("step", choices=("prune", "default-sample", "zoo-default", "heldout-default"))
+    p.add_argument("--target", default="host")
+    p.add_argument("--n", type=int, default=0)
+    args = p.parse_args(argv)
+    {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
+     "heldout-default": heldout_default}[args.step](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The XGBoost kernel-latency predictor of one target and regime, and the per-call overhead of a network.
+
+Trained on current rows only (:meth:`hwface.latency.store.LatencyStore.current_frame`),
+one row per layer key (the median of its measurements), on log latency:
+
+- a *point* model (squared error on ``log(latency_us)``), either one model with
+  the op kind among its features (``mode="global"``) or one model per op kind
+  (``mode="per_kind"``, kinds with few rows fall back to the global one); both are
+  fitted on a held-back fifth of the keys and the better is kept;
+- an *interval* model (XGBoost quantile regression, p10 and p90 of the same target);
+- the network's *overhead* beyond its kernels (VM dispatch, allocations, cold
+  caches): ``end_to_end - sum(kernels) = a + b * kernel_calls``, least squares on
+  the training networks, with the p10/p90 of its relative residual.
+
+Saved in XGBoost's own UBJSON format, one file per model, in a folder
+``latency_db/<target>.<regime>.predictor/`` with ``sidecar.json``: the feature
+list, the data fingerprint, the row count, the XGBoost version, the mode, the
+overhead fit and the metrics. No pickles. Loading checks the features and the
+fingerprint and refuses a mismatch in one line that says how to retrain.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwface.errors import HwfaceError
+from hwface.latency.features import FEATURES, feature_matrix
+from hwface.latency.key import LayerKey
+
+MODES = ("global", "per_kind")
+QUANTILES = (0.1, 0.9)
+MIN_KIND_ROWS = 40
+POINT_PARAMS = {"objective": "reg:squarederror", "eta": 0.08, "max_depth": 7, "min_child_weight": 1.0,
+                "subsample": 0.9, "colsample_bytree": 0.8, "lambda": 1.0, "nthread": 2, "seed": 0}
+QUANTILE_PARAMS = {"objective": "reg:quantileerror", "quantile_alpha": list(QUANTILES), "eta": 0.08, "max_depth": 6,
+                   "subsample": 0.9, "colsample_bytree": 0.8, "nthread": 2, "seed": 0}
+ROUNDS = 600
+SIDECAR = "sidecar.json"
+
+
+class PredictorError(HwfaceError):
+    """No predictor, a corrupt one, or one trained for other features or data."""
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Per-network overhead beyond the kernels: ``a_us + b_us * kernel_calls``, and its relative residual band."""
+
+    a_us: float
+    b_us: float
+    rel_p10: float = 0.0
+    rel_p90: float = 0.0
+    networks: int = 0
+
+    def of(self, kernel_calls: int) -> float:
+        return self.a_us + self.b_us * kernel_calls
+
+
+def fit_overhead(kernel_sums_us, end_to_end_us, kernel_calls) -> Overhead:
+    """Least-squares ``end_to_end - sum(kernels) = a + b * calls`` over training networks (no network: zero)."""
+    s, e, n = (np.asarray(x, dtype=float) for x in (kernel_sums_us, end_to_end_us, kernel_calls))
+    if s.size == 0:
+        return Overhead(0.0, 0.0)
+    if s.size == 1 or np.ptp(n) == 0:
+        a, b = float(np.mean(e - s)), 0.0
+    else:
+        b, a = (float(v) for v in np.polyfit(n, e - s, 1))
+    rel = e / (s + a + b * n) - 1.0
+    return Overhead(a, b, float(np.percentile(rel, 10)), float(np.percentile(rel, 90)), int(s.size))
+
+
+def training_table(frame) -> tuple[list[LayerKey], np.ndarray]:
+    """One row per layer key: the keys and the median of their measured medians (microseconds)."""
+    grouped = frame.groupby("key")["median_us"].median()
+    return [LayerKey.from_str(k) for k in grouped.index], grouped.to_numpy(dtype=float)
+
+
+def _train(params: dict, x: np.ndarray, y: np.ndarray, rounds: int = ROUNDS):
+    import xgboost as xgb
+
+    return xgb.train(params, xgb.DMatrix(x, label=y, feature_names=list(FEATURES)), num_boost_round=rounds)
+
+
+def _predict(booster, x: np.ndarray) -> np.ndarray:
+    import xgboost as xgb
+
+    return booster.predict(xgb.DMatrix(x, feature_names=list(FEATURES)))
+
+
+@dataclass
+class Predictor:
+    """Kernel latency model of one target and regime (see the module docstring)."""
+
+    target: str
+    regime: str
+    fingerprint: str
+    mode: str
+    point: dict[str, Any]  # "" -> global booster; op kind -> booster (per_kind mode)
+    interval: Any
+    overhead: Overhead
+    rows: int
+    trials_per_kernel: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def predict_log(self, keys: list[LayerKey]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``log(latency_us)``: point, p10 and p90 per key (one XGBoost call per model)."""
+        if not keys:
+            empty = np.zeros(0)
+            return empty, empty, empty
+        x = feature_matrix(keys)
+        point = _point_predict(self.point, keys, x)
+        q = _predict(self.interval, x).reshape(len(keys), len(QUANTILES))
+        low = np.minimum(q[:, 0], point)
+        high = np.maximum(q[:, 1], point)
+        return point, low, high
+
+    def predict_us(self, keys: list[LayerKey]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Latency in microseconds: point, p10 and p90 per key."""
+        p, lo, hi = self.predict_log(keys)
+        return np.exp(p), np.exp(lo), np.exp(hi)
+
+    # -- files ------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write the boosters (UBJSON) and the sidecar into ``folder``; returns it."""
+        import xgboost as xgb
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for kind, booster in self.point.items():
+            name = f"point.{kind or 'all'}.ubj"
+            booster.save_model(str(folder / name))
+            files[kind] = name
+        self.interval.save_model(str(folder / "interval.ubj"))
+        sidecar = {
+            "target": self.target, "regime": self.regime, "fingerprint": self.fingerprint, "mode": self.mode,
+            "features": list(FEATURES), "rows": self.rows, "trials_per_kernel": self.trials_per_kernel,
+            "xgboost_version": xgb.__version__, "point_models": files, "interval_model": "interval.ubj",
+            "quantiles": list(QUANTILES), "overhead": self.overhead.__dict__, "metrics": self.metrics,
+        }
+        (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, fingerprint: str | None = None) -> "Predictor":
+        """Read a saved predictor, checking its features and (when given) its data fingerprint.
+
+        Raises
+        ------
+        PredictorError
+            Missing or corrupt files, other features, or another fingerprint.
+        """
+        import xgboost as xgb
+
+        folder = Path(folder)
+        retrain = "retrain with `hwface predictor train --target {t} --regime {r}`"
+        try:
+            side = json.loads((folder / SIDECAR).read_text())
+            t, r = side["target"], side["regime"]
+            if side["features"] != list(FEATURES):
+                raise PredictorError(f"predictor {folder} was trained on other features than this hwface computes: "
+                                     + retrain.format(t=t, r=r))
+            if fingerprint is not None and side["fingerprint"] != fingerprint:
+                raise PredictorError(f"predictor {folder} was trained on data of fingerprint {side['fingerprint']}, "
+                                     f"today's is {fingerprint}: " + retrain.format(t=t, r=r))
+            point = {}
+            for kind, name in side["point_models"].items():
+                point[kind] = xgb.Booster(model_file=str(folder / name))
+            interval = xgb.Booster(model_file=str(folder / side["interval_model"]))
+        except FileNotFoundError as exc:
+            raise PredictorError(f"no trained predictor at {folder} ({Path(exc.filename or '').name} missing): "
+                                 "train one with `hwface predictor train`") from None
+        except (json.JSONDecodeError, KeyError, TypeError, xgb.core.XGBoostError) as exc:
+            raise PredictorError(f"corrupt predictor at {folder}: {type(exc).__name__}: "
+                                 f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}; "
+                                 "retrain with `hwface predictor train`") from None
+        return cls(side["target"], side["regime"], side["fingerprint"], side["mode"], point, interval,
+                   Overhead(**side["overhead"]), side["rows"], side.get("trials_per_kernel"), side.get("metrics", {}))
+
+
+def _point_predict(models: dict[str, Any], keys: list[LayerKey], x: np.ndarray) -> np.ndarray:
+    """Point predictions (log us): the global model, replaced by the kind's own model where there is one."""
+    point = _predict(models[""], x)
+    ops = np.array([k.op for k in keys])
+    for kind, booster in models.items():
+        rows = np.flatnonzero(ops == kind) if kind else np.zeros(0, dtype=int)
+        if rows.size:
+            point[rows] = _predict(booster, x[rows])
+    return point
+
+
+def _holdout_split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.random.default_rng(seed).permutation(n)
+    cut = max(1, n // 5)
+    return idx[cut:], idx[:cut]
+
+
+def _fit_point(mode: str, keys: list[LayerKey], x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    models = {"": _train(POINT_PARAMS, x, y)}
+    if mode == "per_kind":
+        ops = np.array([k.op for k in keys])
+        for kind in sorted(set(ops)):
+            rows = np.flatnonzero(ops == kind)
+            if rows.size >= MIN_KIND_ROWS:
+                models[kind] = _train(POINT_PARAMS, x[rows], y[rows])
+    return models
+
+
+def choose_mode(keys: list[LayerKey], y_log: np.ndarray, seed: int = 0) -> tuple[str, dict[str, float]]:
+    """Fit both modes on four fifths of the keys, compare their RMSPE on the last fifth; the better and both scores."""
+    from hwface.latency.metrics import accuracy
+
+    x = feature_matrix(keys)
+    fit, val = _holdout_split(len(keys), seed)
+    scores = {}
+    for mode in MODES:
+        models = _fit_point(mode, [keys[i] for i in fit], x[fit], y_log[fit])
+        pred = _point_predict(models, [keys[i] for i in val], x[val])
+        scores[mode] = accuracy(np.exp(pred), np.exp(y_log[val]))["rmspe"]
+    best = min(MODES, key=lambda m: scores[m])
+    return best, scores
+
+
+def train_predictor(frame, networks, target: str, regime: str, fingerprint: str, mode: str | None = None,
+                    trials_per_kernel: int | None = None) -> Predictor:
+    """Fit the point, interval and overhead models.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Current training rows (``key``, ``median_us``), held-out rows excluded.
+    networks : DataFrame
+        Current training networks (``kernel_sum_us``, ``median_us``, ``kernel_calls``) for the overhead.
+    mode : str, optional
+        ``global`` or ``per_kind``; default: the better on a held-back fifth (:func:`choose_mode`).
+
+    Raises
+    ------
+    PredictorError
+        Too few rows to train.
+    """
+    keys, lat = training_table(frame)
+    if len(keys) < 20:
+        raise PredictorError(f"only {len(keys)} distinct current layer keys for {target}/{regime}: measure more "
+                             f"(`hwface sample --target {target} --regime {regime}`)")
+    y = np.log(lat)
+    scores: dict[str, float] = {}
+    if mode is None:
+        mode, scores = choose_mode(keys, y)
+    x = feature_matrix(keys)
+    point = _fit_point(mode, keys, x, y)
+    interval = _train(QUANTILE_PARAMS, x, y)
+    overhead = fit_overhead(networks["kernel_sum_us"], networks["median_us"], networks["kernel_calls"]) \
+        if len(networks) else Overhead(0.0, 0.0)
+    metrics = {"mode_rmspe_on_held_back_fifth": scores, "distinct_keys": len(keys)}
+    return Predictor(target, regime, fingerprint, mode, point, interval, overhead, len(frame), trials_per_kernel,
+                     metrics)
+
+
+def predictor_dir(target: str, regime: str) -> Path:
+    """``<latency db folder>/<target>.<regime>.predictor``."""
+    from hwface.latency.store import db_dir
+
+    return db_dir() / f"{target}.{regime}.predictor"
+
+
+def interval_of_sum(lows, highs) -> tuple[float, float]:
+    """p10/p90 of a sum of kernel latencies, taking kernel errors as fully correlated (bounds add)."""
+    return float(np.sum(lows)), float(np.sum(highs))
+

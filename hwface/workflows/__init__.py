@@ -1,0 +1,1 @@
+"""Workflows: the sequences of stage calls that commands run (above every stage package; see DESIGN.md)."""

@@ -1,0 +1,234 @@
+"""Train, evaluate and query the latency predictor of a target and regime.
+
+- :func:`train`: current training rows and networks -> a saved :class:`~hwface.latency.predictor.Predictor`.
+- :func:`evaluate`: held-out networks only: kernel level (the model on their
+  kernels' keys) and network level (measured-or-predicted kernels + overhead)
+  against two baselines, MAdds-only and the sum of *measured* kernels.
+- :func:`predict`: a zoo model, an arch spec or an ONNX file -> per-kernel answer and total.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwface.errors import HwfaceError
+
+
+@dataclass
+class TrainReport:
+    """A trained predictor: where, on how many rows, how long it took (seconds), the skipped stale rows."""
+
+    target: str
+    regime: str
+    path: str
+    fingerprint: str
+    rows: int
+    distinct_keys: int
+    networks: int
+    skipped_stale: int
+    mode: str
+    mode_rmspe: dict[str, float]
+    seconds: float
+
+
+def _today(spec) -> str:
+    from hwface.latency.fingerprint import current_fingerprint
+
+    return current_fingerprint(spec).digest()
+
+
+def _no_data(spec, regime: str, today: str) -> HwfaceError:
+    from hwface.latency.fingerprint import current_fingerprint
+
+    cmd = (f"hwface sample --target {spec.name} --regime {regime} --n 3000" if regime != "zoo"
+           else f"hwface profile --target {spec.name} --model M")
+    return HwfaceError(f"no current {regime} rows for {spec.name} (fingerprint {today}: "
+                       f"{current_fingerprint(spec).describe()}): measure them with `{cmd}`")
+
+
+def train(target: str = "host", regime: str = "default", mode: str | None = None,
+          out: str | Path | None = None) -> TrainReport:
+    """Train and save the predictor of ``target``/``regime`` on current training rows (held-out rows never).
+
+    Raises
+    ------
+    HwfaceError
+        No current rows (names the fingerprint and the command that measures it).
+    """
+    from hwface.latency.predictor import predictor_dir, train_predictor
+    from hwface.latency.store import LatencyStore, db_path
+    from hwface.targets import load_target
+
+    spec = load_target(target)
+    today = _today(spec)
+    path = db_path(spec.name)
+    if not path.exists():
+        raise _no_data(spec, regime, today)
+    t0 = time.perf_counter()
+    with LatencyStore(path) as db:
+        frame, stale = db.current_frame(today, regime, split="train")
+        nets = db.networks_frame(fingerprint=today, regime=regime, split="train")
+    if frame.empty:
+        raise _no_data(spec, regime, today)
+    budget = _one_budget(frame) if regime == "tuned" else None
+    pred = train_predictor(frame, nets, spec.name, regime, today, mode=mode, trials_per_kernel=budget)
+    folder = pred.save(out or predictor_dir(spec.name, regime))
+    return TrainReport(spec.name, regime, str(folder), today, len(frame), pred.metrics["distinct_keys"], len(nets),
+                       stale, pred.mode, pred.metrics["mode_rmspe_on_held_back_fifth"], time.perf_counter() - t0)
+
+
+def _one_budget(frame) -> int:
+    budgets = sorted(set(frame["trials_per_kernel"].dropna().astype(int)))
+    if len(budgets) != 1:
+        raise HwfaceError(f"tuned rows of several budgets {budgets}: train one budget at a time")
+    return budgets[0]
+
+
+def load(target: str, regime: str, folder: str | Path | None = None):
+    """The saved predictor of ``target``/``regime`` and the measured table, checked against today's fingerprint."""
+    from hwface.latency.estimate import MeasuredTable
+    from hwface.latency.predictor import Predictor, predictor_dir
+    from hwface.latency.store import LatencyStore, db_path
+    from hwface.targets import load_target
+
+    spec = load_target(target)
+    today = _today(spec)
+    pred = Predictor.load(folder or predictor_dir(spec.name, regime), fingerprint=today)
+    with LatencyStore(db_path(spec.name)) as db:
+        frame, _ = db.current_frame(today, regime, split="train")
+    return spec, pred, MeasuredTable(frame)
+
+
+@dataclass
+class EvalReport:
+    """Held-out accuracy at kernel and network level, beside the baselines (see :func:`evaluate`)."""
+
+    target: str
+    regime: str
+    fingerprint: str
+    kernel: dict[str, dict[str, float]]
+    network: dict[str, dict[str, float]]
+    interval_coverage: float
+    heldout_networks: int
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evaluate(target: str = "host", regime: str = "default", folder: str | Path | None = None) -> EvalReport:
+    """Evaluate the saved predictor on the held-out networks (never trained on).
+
+    Kernel level: every distinct key of the held-out networks' kernel rows,
+    predicted by the model (not looked up). Network level: each held-out
+    network's end-to-end median against (a) hwface's answer (kernels measured
+    in the training rows where there, else predicted, plus overhead), (b) the
+    MAdds-only fit on the training networks, (c) the sum of the network's own
+    measured kernels plus overhead (the additivity ceiling).
+    """
+    from hwface.latency.estimate import estimate_network, madds_baseline
+    from hwface.latency.key import LayerKey
+    from hwface.latency.metrics import accuracy, coverage
+    from hwface.latency.store import LatencyStore, db_path
+
+    spec, pred, table = load(target, regime, folder)
+    today = pred.fingerprint
+    with LatencyStore(db_path(spec.name)) as db:
+        held_rows, _ = db.current_frame(today, regime, split="heldout")
+        held = db.networks_frame(fingerprint=today, regime=regime, split="heldout")
+        train_nets = db.networks_frame(fingerprint=today, regime=regime, split="train")
+    if held.empty:
+        raise HwfaceError(f"no held-out {regime} networks measured for {spec.name} under fingerprint {today}: "
+                          f"run `hwface predictor heldout --target {spec.name} --regime {regime} --n 100`")
+    own = held_rows.groupby("key")["median_us"].median()
+    keys = [LayerKey.from_str(k) for k in own.index]
+    kpred, _, _ = pred.predict_us(keys)
+    kernel = {"predictor": accuracy(kpred, own.to_numpy())}
+    est = [estimate_network(net_kernels, table, pred) for net_kernels in held["kernels"]]
+    measured = held["median_us"].to_numpy()
+    ours = np.array([e.total_us for e in est])
+    ceiling = np.array([sum(own.get(k, np.nan) * n for k, n in ks) for ks in held["kernels"]]) + \
+        np.array([pred.overhead.of(c) for c in held["kernel_calls"]])
+    madds = madds_baseline(train_nets["madds"], train_nets["median_us"]) if len(train_nets) >= 2 else None
+    network = {"predictor": accuracy(ours, measured), "sum_of_measured_kernels": accuracy(ceiling, measured)}
+    if madds is not None:
+        network["madds_only"] = accuracy(madds(held["madds"]), measured)
+    cov = coverage([e.low_us for e in est], [e.high_us for e in est], measured)
+    points = [{"name": n, "measured_us": float(m), "predicted_us": float(e.total_us), "low_us": e.low_us,
+               "high_us": e.high_us, "measured_kernels": e.measured_kernels, "predicted_kernels": e.predicted_kernels}
+              for n, m, e in zip(held["name"], measured, est)]
+    return EvalReport(spec.name, regime, today, kernel, network, cov, len(held), points)
+
+
+def plot_eval(report: EvalReport, path: str | Path) -> Path:
+    """Predicted vs measured end-to-end latency of the held-out networks (log-log) with the ±10% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.array([p["measured_us"] for p in report.points]) / 1e3
+    p = np.array([p["predicted_us"] for p in report.points]) / 1e3
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lo, hi = min(m.min(), p.min()) * 0.8, max(m.max(), p.max()) * 1.25
+    grid = np.geomspace(lo, hi, 50)
+    ax.fill_between(grid, grid * 0.9, grid * 1.1, color="tab:green", alpha=0.2, label="±10%")
+    ax.plot(grid, grid, color="tab:green", lw=1)
+    ax.scatter(m, p, s=14, color="tab:blue", label=f"held-out networks ({len(m)})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured end to end (ms)")
+    ax.set_ylabel("predicted (ms)")
+    w10 = report.network["predictor"]["within_10"]
+    ax.set_title(f"{report.target} / {report.regime}: {w10:.0%} within ±10%")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def network_kernels(spec, model: str | None = None, arch: str | Path | None = None,
+                    onnx: str | Path | None = None) -> tuple[str, list[tuple[str, int]]]:
+    """The distinct kernels ``(key string, calls)`` a network runs on ``spec``, through the real pipeline."""
+    import tempfile
+
+    from hwface.compile.network import fused_module_traced, load_network
+    from hwface.compile.slice_views import uses_views
+    from hwface.latency.key import layer_key
+    from hwface.latency.kernels import map_to_onnx
+
+    if arch is not None:
+        from hwface.nas import ArchSpec, export_spec
+
+        try:
+            text = Path(arch).read_text()
+        except OSError as exc:
+            raise HwfaceError(f"cannot read arch spec {arch}: {exc.strerror}") from None
+        arch_spec = ArchSpec.from_json(text)
+        onnx = export_spec(arch_spec, Path(tempfile.mkdtemp(prefix="hwface-arch-")) / "arch.onnx").path
+        name = Path(arch).stem
+    network = load_network(model, onnx)
+    fused, trace = fused_module_traced(network, spec)
+    calls = [c for c in map_to_onnx(fused, network.onnx_model, views=uses_views(spec.tvm_target()), trace=trace)
+             if not c.runs_as_view]
+    counts: dict[str, int] = {}
+    for c in calls:
+        k = layer_key(c).to_str()
+        counts[k] = counts.get(k, 0) + 1
+    return (name if arch is not None else network.name), list(counts.items())
+
+
+def predict(target: str = "host", regime: str = "default", model: str | None = None,
+            arch: str | Path | None = None, onnx: str | Path | None = None):
+    """Estimate a network's latency on ``target``: ``(name, NetworkEstimate, predictor)``."""
+    spec, pred, table = load(target, regime)
+    name, kernels = network_kernels(spec, model, arch, onnx)
+    from hwface.latency.estimate import estimate_network
+
+    return name, estimate_network(kernels, table, pred), pred
