@@ -71,16 +71,31 @@ def export_model(
     seed : int
         Seed of the random weights' input used for the parity check.
     """
-    import onnx
-    import torch
-
     from hwface.models import create_model, get_model_info
     from hwface.models.registry import check_input_size
 
     info = get_model_info(name)
     size = check_input_size(info, input_size or info.input_size)
-    model = create_model(name, input_size=size)
-    x = torch.from_numpy(example_input((1, 3, *size), seed))
+    return export_module(create_model(name, input_size=size), size, path, seed)
+
+
+def export_module(model, input_size: tuple[int, int], path: str | Path, seed: int = 0) -> ExportResult:
+    """Export a built network (eval mode) to ONNX as the zoo is exported, check it and compare with onnxruntime.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    input_size : (int, int)
+        Input (H, W) in pixels.
+    path : path
+        Output ``.onnx`` file (parent folders are created).
+    seed : int
+        Seed of the parity-check input.
+    """
+    import onnx
+    import torch
+
+    x = torch.from_numpy(example_input((1, 3, *input_size), seed))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():

@@ -35,11 +35,11 @@ from hwface.latency.key import LayerKey
 MODES = ("global", "per_kind")
 QUANTILES = (0.1, 0.9)
 MIN_KIND_ROWS = 40
-POINT_PARAMS = {"objective": "reg:squarederror", "eta": 0.08, "max_depth": 7, "min_child_weight": 1.0,
+POINT_PARAMS = {"objective": "reg:squarederror", "eta": 0.1, "max_depth": 7, "min_child_weight": 1.0,
                 "subsample": 0.9, "colsample_bytree": 0.8, "lambda": 1.0, "nthread": 2, "seed": 0}
-QUANTILE_PARAMS = {"objective": "reg:quantileerror", "quantile_alpha": list(QUANTILES), "eta": 0.08, "max_depth": 6,
+QUANTILE_PARAMS = {"objective": "reg:quantileerror", "quantile_alpha": list(QUANTILES), "eta": 0.1, "max_depth": 6,
                    "subsample": 0.9, "colsample_bytree": 0.8, "nthread": 2, "seed": 0}
-ROUNDS = 600
+ROUNDS = 300
 SIDECAR = "sidecar.json"
 
 

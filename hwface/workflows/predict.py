@@ -204,13 +204,9 @@ def network_kernels(spec, model: str | None = None, arch: str | Path | None = No
     from hwface.latency.kernels import map_to_onnx
 
     if arch is not None:
-        from hwface.nas import ArchSpec, export_spec
+        from hwface.nas import export_spec
 
-        try:
-            text = Path(arch).read_text()
-        except OSError as exc:
-            raise HwfaceError(f"cannot read arch spec {arch}: {exc.strerror}") from None
-        arch_spec = ArchSpec.from_json(text)
+        arch_spec = _read_arch(arch)
         onnx = export_spec(arch_spec, Path(tempfile.mkdtemp(prefix="hwface-arch-")) / "arch.onnx").path
         name = Path(arch).stem
     network = load_network(model, onnx)
@@ -224,9 +220,30 @@ def network_kernels(spec, model: str | None = None, arch: str | Path | None = No
     return (name if arch is not None else network.name), list(counts.items())
 
 
+def _read_arch(path: str | Path):
+    """The arch spec in a JSON file (one-line errors for an unreadable file or a bad spec)."""
+    from hwface.nas import ArchSpec
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise HwfaceError(f"cannot read arch spec {path}: {exc.strerror}") from None
+    return ArchSpec.from_json(text)
+
+
 def predict(target: str = "host", regime: str = "default", model: str | None = None,
             arch: str | Path | None = None, onnx: str | Path | None = None):
-    """Estimate a network's latency on ``target``: ``(name, NetworkEstimate, predictor)``."""
+    """Estimate a network's latency on ``target``: ``(name, NetworkEstimate, predictor)``.
+
+    The network is checked first (an unknown model or a bad spec is named before
+    anything else is read).
+    """
+    if model is not None:
+        from hwface.models import get_model_info
+
+        get_model_info(model)
+    if arch is not None:
+        _read_arch(arch)
     spec, pred, table = load(target, regime)
     name, kernels = network_kernels(spec, model, arch, onnx)
     from hwface.latency.estimate import estimate_network

@@ -144,3 +144,12 @@ def test_no_current_data_says_which_fingerprint_and_command(latency_db, cli):
     with LatencyStore(db_path("host")):
         pass
     assert_one_line_error(cli("predictor", "train"), "no current default rows", "hwface sample")
+
+
+def test_predict_bad_input_is_one_line(latency_db, cli, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"input_size": [112, 112], "stem": {}}')
+    assert_one_line_error(cli("predict", "--model", "nosuch"), "nosuch")
+    assert_one_line_error(cli("predict", "--arch", str(bad)), "stages", "missing")
+    assert_one_line_error(cli("predict", "--arch", str(tmp_path / "none.json")), "cannot read arch spec")
+    assert_one_line_error(cli("predict", "--model", "mobilefacenet"), "no trained predictor")
