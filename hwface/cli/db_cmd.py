@@ -84,7 +84,7 @@ def run_stats(args: argparse.Namespace) -> int:
         return 0
     print(f"{st['path']}: {st['layers']} layer keys, {st['measurements']} measurements "
           f"({st['first_measured_at']} .. {st['last_measured_at']})")
-    for name in ("by_regime", "by_op", "by_device_key", "by_tvm_version", "sample_configs"):
+    for name in ("by_regime", "by_op", "by_device_key", "by_tvm_version", "sample_configs", "networks"):
         if st[name]:
             print(f"  {name.replace('by_', '')}: " + ", ".join(f"{k}={v}" for k, v in st[name].items()))
     for target, regimes in st["by_target_regime"].items():

@@ -474,7 +474,7 @@ class LatencyStore:
         sql = "SELECT * FROM networks" + (" WHERE " + " AND ".join(conds) if conds else "") + " ORDER BY measured_at, id"
         frame = pd.read_sql_query(sql, self._conn, params=args)
         for name in ("spec", "kernels", "reference"):
-            frame[name] = [json.loads(v) if v else None for v in frame[name]]
+            frame[name] = [json.loads(v) if isinstance(v, str) and v else None for v in frame[name]]
         return frame
 
     def network_done(self, name: str, regime: str, device_key: str, fingerprint: str) -> bool:
@@ -573,6 +573,8 @@ class LatencyStore:
                 "SELECT target, GROUP_CONCAT(DISTINCT source) FROM measurements WHERE regime = 'zoo' GROUP BY target"):
             per[target]["zoo"]["models"] = sorted(models.split(","))
         out["by_target_regime"] = per
+        out["networks"] = {f"{r[0]}/{r[1]}": r[2] for r in c.execute(
+            "SELECT regime, split, COUNT(*) FROM networks GROUP BY regime, split ORDER BY regime, split")}
         return out
 
 

@@ -72,7 +72,7 @@ def fixture_db(latency_db):
             db.add_network(NetworkMeasurement(
                 name=f"nas-{i}" if split == "heldout" else f"zoo-{i}", origin="nas", target="host", device_key="host",
                 regime="default", fingerprint=fp.digest(), split=split, kernel_calls=n_calls, kernel_sum_us=ksum,
-                median_us=ksum + 5.0 + 0.5 * n_calls, p10_us=ksum, p90_us=ksum, cv=0.01, samples=5, kernels=calls,
+                median_us=ksum + 0.5 * n_calls, p10_us=ksum, p90_us=ksum, cv=0.01, samples=5, kernels=calls,
                 madds=sum(key_madds(LayerKey.from_str(k)) * n for k, n in calls)))
     return fp
 
@@ -96,9 +96,9 @@ def test_metrics_against_a_case_computed_by_hand():
     assert coverage([90, 90], [110, 95], [100, 100]) == 0.5
 
 
-def test_overhead_is_a_line_in_kernel_calls():
-    o = fit_overhead([100, 200, 300], [100 + 5 + 10, 200 + 5 + 20, 300 + 5 + 40], [10, 20, 40])
-    assert o.a_us == pytest.approx(5.0) and o.b_us == pytest.approx(1.0) and o.networks == 3
+def test_overhead_is_a_cost_per_kernel_call():
+    o = fit_overhead([100, 200, 300], [100 + 10, 200 + 20, 300 + 40], [10, 20, 40])
+    assert o.a_us == 0 and o.b_us == pytest.approx(1.0) and o.networks == 3 and o.of(7) == pytest.approx(7.0)
 
 
 def test_train_predict_save_load_and_the_heldout_split(fixture_db, cli):
@@ -108,7 +108,7 @@ def test_train_predict_save_load_and_the_heldout_split(fixture_db, cli):
     assert r.rows == 360 and r.networks == 3 and r.mode in ("global", "per_kind") and r.seconds < 60
     pred = Predictor.load(predictor_dir("host", "default"), fingerprint=fixture_db.digest())
     assert pred.rows == 360  # not one held-out row entered training
-    assert pred.overhead.a_us == pytest.approx(5.0, abs=1e-6) and pred.overhead.b_us == pytest.approx(0.5)
+    assert pred.overhead.a_us == 0 and pred.overhead.b_us == pytest.approx(0.5)
     keys = _keys(np.random.default_rng(7), 60)
     point, low, high = pred.predict_us(keys)
     truth = np.array([_synthetic_us(k) for k in keys])
