@@ -272,9 +272,3 @@ def predictor_dir(target: str, regime: str) -> Path:
     from hwface.latency.store import db_dir
 
     return db_dir() / f"{target}.{regime}.predictor"
-
-
-def interval_of_sum(lows, highs) -> tuple[float, float]:
-    """p10/p90 of a sum of kernel latencies, taking kernel errors as fully correlated (bounds add)."""
-    return float(np.sum(lows)), float(np.sum(highs))
-
