@@ -4,6 +4,11 @@
     python benchmarks/measure_latency_data.py default-sample --n 3000
     python benchmarks/measure_latency_data.py zoo-default        # every zoo network, TVM's default schedules
     python benchmarks/measure_latency_data.py heldout-default --n 100
+    python benchmarks/measure_latency_data.py default-sample zoo-default heldout-default --n 3000 --n-heldout 100
+
+Several steps run one after the other in one process (every module they use is
+imported before the first starts, so editing the tree meanwhile cannot change
+what they run).
 
 Each step skips what today's pipeline fingerprint already measured, so a rerun
 resumes; progress is printed one line at a time with a timestamp. docs/latency.md
@@ -30,7 +35,7 @@ def prune(args) -> None:
 
     fp = current_fingerprint(load_target(args.target))
     with LatencyStore(db_path(args.target)) as db:
-        say(f"moved to the archive: {db.prune_stale(fp.digest())} (today: {fp.digest()}, {fp.describe()})")
+        say(f"moved to the archive: {db.prune_stale(fp)} (today: {fp.digest()}, {fp.describe()})")
 
 
 def default_sample(args) -> None:
@@ -57,19 +62,27 @@ def zoo_default(args) -> None:
 def heldout_default(args) -> None:
     from hwface.workflows.heldout import measure_heldout
 
-    r = measure_heldout(args.target, "default", n=args.n, progress=say)
+    r = measure_heldout(args.target, "default", n=args.n_heldout or args.n, progress=say)
     say(f"done: {r.__dict__}")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("step", choices=("prune", "default-sample", "zoo-default", "heldout-default"))
+    p.add_argument("steps", nargs="+", choices=tuple(STEPS))
     p.add_argument("--target", default="host")
-    p.add_argument("--n", type=int, default=0)
+    p.add_argument("--n", type=int, default=0, help="configurations to sample (default-sample) or held-out networks")
+    p.add_argument("--n-heldout", type=int, default=0, help="held-out networks when several steps run (else --n)")
     args = p.parse_args(argv)
-    {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
-     "heldout-default": heldout_default}[args.step](args)
+    import hwface.latency.fingerprint, hwface.latency.sampler, hwface.latency.store  # noqa: E401,F401
+    import hwface.workflows.heldout, hwface.workflows.zoo_data  # noqa: E401,F401
+    for step in args.steps:
+        say(f"step {step}")
+        STEPS[step](args)
     return 0
+
+
+STEPS = {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
+         "heldout-default": heldout_default}
 
 
 if __name__ == "__main__":

@@ -63,21 +63,26 @@ def _open(args):
     return LatencyStore(path)
 
 
-def _today(args) -> tuple[str, str]:
-    """Today's fingerprint digest for ``--target`` and its one-line description."""
+def _today(args):
+    """Today's :class:`~hwface.latency.fingerprint.Fingerprint` for ``--target``."""
     from hwface.latency.fingerprint import current_fingerprint
     from hwface.targets import load_target
 
-    fp = current_fingerprint(load_target(args.target))
-    return fp.digest(), fp.describe()
+    return current_fingerprint(load_target(args.target))
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    today, described = _today(args)
+    from hwface.latency.fingerprint import Fingerprint
+
+    fp = _today(args)
+    today, described = fp.digest(), fp.describe()
     with _open(args) as db:
         st = db.stats()
         st["current_fingerprint"] = {"digest": today, "describes": described}
-        st["current_vs_stale"] = db.stale_counts(today)
+        st["current_vs_stale"] = db.stale_counts(fp)
+        relations = db.relations(fp)
+        st["fingerprints"] = {d: {"describes": Fingerprint.from_dict(f).describe(), "relation": relations[d]}
+                              for d, f in db.fingerprints().items()}
         st["archived"] = db.archived_count()
     if args.format == "json":
         print(json.dumps(st, indent=2))
@@ -98,15 +103,19 @@ def run_stats(args: argparse.Namespace) -> int:
             print(f"  {target}/{regime}: " + ", ".join(parts))
     print(f"  today's fingerprint {today} ({described}):")
     for regime, c in sorted(st["current_vs_stale"].items()):
-        print(f"    {regime}: {c['current']} current, {c['stale']} stale")
+        print(f"    {regime}: {c['current']} current, {c['stale']} stale, {c['other device']} of other devices")
+    for digest, f in st["fingerprints"].items():
+        if f["relation"] == "other device":
+            print(f"  other device {digest} ({f['describes']}): use with --fingerprint {digest}")
     print(f"  archived: {st['archived']} row(s)")
     return 0
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    today, described = _today(args)
+    fp = _today(args)
+    today, described = fp.digest(), fp.describe()
     with _open(args) as db:
-        moved = db.prune_stale(today, dry_run=args.dry_run)
+        moved = db.prune_stale(fp, dry_run=args.dry_run)
         archived = db.archived_count()
     if args.format == "json":
         print(json.dumps({"fingerprint": today, "dry_run": args.dry_run, "moved": moved, "archived": archived},

@@ -10,6 +10,7 @@ from hwface.cli.common import add_format
 from hwface.errors import HwfaceError
 
 REGIMES = ("default", "tuned")
+FINGERPRINT_HELP = "another device's data: a digest (or prefix) from `hwface db stats` (default: today's)"
 PREDICT_COLUMNS = ("key", "calls", "source", "latency_us", "low_us", "high_us")
 
 
@@ -18,9 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     psub = p.add_subparsers(dest="predictor_command", metavar="SUBCOMMAND")
     psub.required = True
 
-    def common(q):
+    def common(q, fingerprint: bool = True):
         q.add_argument("--target", default="host", help="target (default host)")
         q.add_argument("--regime", choices=REGIMES, default="default", help="default or tuned (default: default)")
+        if fingerprint:
+            q.add_argument("--fingerprint", metavar="DIGEST", help=FINGERPRINT_HELP)
 
     q = psub.add_parser("train", help="train on today's current rows (held-out networks never)")
     common(q)
@@ -35,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_eval)
 
     q = psub.add_parser("heldout", help="measure random arch specs end to end as held-out networks (resumable)")
-    common(q)
+    common(q, fingerprint=False)
     q.add_argument("--n", type=int, default=100, help="held-out networks wanted in total (default 100)")
     q.set_defaults(func=run_heldout)
 
@@ -46,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--onnx", help="ONNX file")
     p.add_argument("--target", default="host", help="target (default host)")
     p.add_argument("--regime", choices=REGIMES, default="default", help="default or tuned (default: default)")
+    p.add_argument("--fingerprint", metavar="DIGEST", help=FINGERPRINT_HELP)
     add_format(p)
     p.set_defaults(func=run_predict)
 
@@ -53,14 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from hwface.workflows.predict import train
 
-    r = train(args.target, args.regime, mode=args.mode)
+    r = train(args.target, args.regime, mode=args.mode, fingerprint=args.fingerprint)
     if args.format == "json":
         print(json.dumps(r.__dict__, indent=2))
         return 0
     scores = ", ".join(f"{m} {v:.3f}" for m, v in r.mode_rmspe.items())
     print(f"trained {r.target}/{r.regime} ({r.mode}) on {r.rows} current rows ({r.distinct_keys} layer keys, "
-          f"{r.networks} training networks for the overhead) in {r.seconds:.1f} s; skipped {r.skipped_stale} stale "
-          f"row(s); RMSPE on a held-back fifth: {scores or 'mode given'}; saved to {r.path}")
+          f"{r.networks} training networks for the overhead) in {r.seconds:.1f} s; left out {r.skipped_stale} "
+          f"row(s) of other fingerprints (stale or other devices); RMSPE on a held-back fifth: "
+          f"{scores or 'mode given'}; saved to {r.path}")
     return 0
 
 
@@ -73,7 +78,7 @@ def _metric_rows(block: dict[str, dict[str, float]], level: str) -> list[dict]:
 def run_eval(args: argparse.Namespace) -> int:
     from hwface.workflows.predict import evaluate, plot_eval
 
-    r = evaluate(args.target, args.regime)
+    r = evaluate(args.target, args.regime, fingerprint=args.fingerprint)
     if args.plot:
         try:
             plot_eval(r, args.plot)
@@ -109,7 +114,8 @@ def run_heldout(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from hwface.workflows.predict import predict
 
-    name, est, pred = predict(args.target, args.regime, model=args.model, arch=args.arch, onnx=args.onnx)
+    name, est, pred = predict(args.target, args.regime, model=args.model, arch=args.arch, onnx=args.onnx,
+                              fingerprint=args.fingerprint)
     if args.format == "json":
         print(json.dumps({"network": name, "target": args.target, "regime": args.regime,
                           "fingerprint": pred.fingerprint, **est.to_dict()}, indent=2))

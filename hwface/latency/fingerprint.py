@@ -4,9 +4,19 @@ A latency is only meaningful for the code that ran: the same layer key timed
 with another TVM, another lowering (hwface's own legalizations, see
 :data:`hwface.compile.pipeline.LOWERING_VERSION`), another TVM target (mcpu,
 mattr, core count) or another thread count is another program. Every
-measurement stores the digest of its :class:`Fingerprint`; rows whose
-fingerprint is not today's are *stale*: they are kept (``hwface db prune
---stale`` archives them) but never train a predictor or answer a lookup.
+measurement stores the digest of its :class:`Fingerprint`.
+
+The target and its resolved TVM target name the *device* (for ``host``, the
+CPU this machine has: ``mcpu`` is detected at load time, so an Intel and an AMD
+box are two devices). Against today's fingerprint a row is
+
+- *current*: same fingerprint; it trains, evaluates and answers by default;
+- *stale*: same device, another pipeline (TVM, lowering, threads) or a
+  device it never recorded; kept, archived by ``hwface db prune --stale``,
+  never trains or answers;
+- *another device's*: measured on another CPU or board; kept as it is (it is
+  current for that device) and used only when asked for by its digest
+  (``--fingerprint``).
 
 The tuning budget and the regime are not part of the fingerprint: they are
 columns of their own (``regime``, ``trials_per_kernel``) and every reader filters
@@ -54,9 +64,32 @@ class Fingerprint:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> "Fingerprint":
+        return cls(str(fields["target"]), str(fields["tvm_target"]), str(fields["tvm_version"]),
+                   str(fields["lowering"]), int(fields["runtime_threads"]))
+
+    def device(self) -> str:
+        """Where the code ran, in a few words: ``llvm mcpu=znver3 2 cores`` (``unrecorded`` for legacy rows)."""
+        if self.tvm_target == UNRECORDED:
+            return UNRECORDED
+        target = json.loads(self.tvm_target).get("target") or {}
+        parts = [str(target.get("kind", "?"))]
+        parts += [f"{k}={target[k]}" for k in ("mtriple", "mcpu", "mattr", "arch") if target.get(k)]
+        if target.get("num-cores"):
+            parts.append(f"{target['num-cores']} cores")
+        return " ".join(parts)
+
+    def relation_to(self, today: "Fingerprint") -> str:
+        """``current``, ``stale`` (same device, another pipeline) or ``other device``."""
+        if self == today:
+            return "current"
+        same_device = self.target == today.target and self.tvm_target in (today.tvm_target, UNRECORDED)
+        return "stale" if same_device else "other device"
+
     def describe(self) -> str:
-        """One line for messages: ``host, TVM 0.27.0.post1, lowering 0.4.0, 2 threads``."""
-        return (f"{self.target}, TVM {self.tvm_version}, lowering {self.lowering}, "
+        """One line: ``host (llvm mcpu=znver3 2 cores), TVM 0.27.0.post1, lowering 0.4.0, 2 thread(s)``."""
+        return (f"{self.target} ({self.device()}), TVM {self.tvm_version}, lowering {self.lowering}, "
                 f"{self.runtime_threads} thread(s)")
 
 

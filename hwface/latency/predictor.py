@@ -267,8 +267,8 @@ def train_predictor(frame, networks, target: str, regime: str, fingerprint: str,
                      metrics)
 
 
-def predictor_dir(target: str, regime: str) -> Path:
-    """``<latency db folder>/<target>.<regime>.predictor``."""
+def predictor_dir(target: str, regime: str, fingerprint: str) -> Path:
+    """``<latency db folder>/<target>.<regime>.<fingerprint digest>.predictor`` (one per device and pipeline)."""
     from hwface.latency.store import db_dir
 
-    return db_dir() / f"{target}.{regime}.predictor"
+    return db_dir() / f"{target}.{regime}.{fingerprint}.predictor"

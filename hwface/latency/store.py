@@ -411,19 +411,28 @@ class LatencyStore:
         """Every fingerprint rows carry: digest -> fields."""
         return {r[0]: json.loads(r[1]) for r in self._conn.execute("SELECT fingerprint, fields FROM fingerprints")}
 
-    def stale_counts(self, current: str) -> dict[str, dict[str, int]]:
-        """Per regime: rows under fingerprint ``current`` and rows under any other (stale)."""
+    def relations(self, today: "Fingerprint") -> dict[str, str]:
+        """Every stored digest -> ``current``, ``stale`` or ``other device`` against ``today``."""
+        from hwface.latency.fingerprint import Fingerprint
+
+        return {d: Fingerprint.from_dict(f).relation_to(today) for d, f in self.fingerprints().items()}
+
+    def stale_counts(self, today: "Fingerprint") -> dict[str, dict[str, int]]:
+        """Per regime: rows that are current, stale and another device's against ``today``."""
+        rel = self.relations(today)
         out: dict[str, dict[str, int]] = {}
-        for regime, is_current, n in self._conn.execute(
-                "SELECT regime, fingerprint IS ?, COUNT(*) FROM measurements GROUP BY 1, 2", (current,)):
-            out.setdefault(regime, {"current": 0, "stale": 0})["current" if is_current else "stale"] += n
+        for regime, digest, n in self._conn.execute(
+                "SELECT regime, fingerprint, COUNT(*) FROM measurements GROUP BY 1, 2"):
+            counts = out.setdefault(regime, {"current": 0, "stale": 0, "other device": 0})
+            counts[rel.get(digest, "stale")] += n
         return out
 
-    def prune_stale(self, current: str, dry_run: bool = False) -> dict[str, int]:
-        """Move rows whose fingerprint is not ``current`` into ``archived_measurements``.
+    def prune_stale(self, today: "Fingerprint", dry_run: bool = False) -> dict[str, int]:
+        """Move the stale rows (same device as ``today``, another pipeline) into ``archived_measurements``.
 
         Nothing is deleted: the rows keep every column and get ``archived_at``
-        and ``archived_why``. Networks of other fingerprints stay in ``networks``
+        and ``archived_why``. Rows of other devices stay (they are current for
+        their device); networks of other fingerprints stay in ``networks``
         (they are never read as current).
 
         Returns
@@ -431,17 +440,21 @@ class LatencyStore:
         dict
             Rows moved (or that would move, with ``dry_run``) per regime.
         """
+        rel = self.relations(today)
+        keep = [d for d, r in rel.items() if r != "stale"]
+        marks = ", ".join("?" * len(keep)) or "NULL"
+        stale = f"(fingerprint IS NULL OR fingerprint NOT IN ({marks}))"
         moved = {r[0]: r[1] for r in self._conn.execute(
-            "SELECT regime, COUNT(*) FROM measurements WHERE fingerprint IS NOT ? GROUP BY regime", (current,))}
+            f"SELECT regime, COUNT(*) FROM measurements WHERE {stale} GROUP BY regime", keep)}
         if dry_run or not moved:
             return moved
         cols = ", ".join(_columns(self._conn, "measurements"))
         with self._write() as c:
             c.execute(f"INSERT OR IGNORE INTO archived_measurements ({cols}, archived_at, archived_why) "
-                      f"SELECT {cols}, ?, ? FROM measurements WHERE fingerprint IS NOT ?",
-                      (utc_now(), f"stale: fingerprint is not {current}", current))
-            c.execute("DELETE FROM measurements WHERE fingerprint IS NOT ? AND id IN "
-                      "(SELECT id FROM archived_measurements)", (current,))
+                      f"SELECT {cols}, ?, ? FROM measurements WHERE {stale}",
+                      (utc_now(), f"stale: same device, pipeline is not {today.digest()}", *keep))
+            c.execute(f"DELETE FROM measurements WHERE {stale} AND id IN (SELECT id FROM archived_measurements)",
+                      keep)
         return moved
 
     def archived_count(self) -> int:

@@ -36,24 +36,55 @@ class TrainReport:
     seconds: float
 
 
-def _today(spec) -> str:
+def resolve_fingerprint(spec, fingerprint: str | None = None) -> str:
+    """The data a command uses: today's fingerprint digest, or a stored one of ``spec``'s target.
+
+    Parameters
+    ----------
+    fingerprint : str, optional
+        A digest (or a unique prefix of one) from ``hwface db stats``: another
+        device's data (the ``host`` of another CPU, say). Default: today's.
+
+    Raises
+    ------
+    HwfaceError
+        The digest names no stored fingerprint of the target, or several.
+    """
+    from hwface.latency.fingerprint import Fingerprint, current_fingerprint
+    from hwface.latency.store import LatencyStore, db_path
+
+    if not fingerprint:
+        return current_fingerprint(spec).digest()
+    stored: dict[str, dict] = {}
+    if db_path(spec.name).exists():
+        with LatencyStore(db_path(spec.name)) as db:
+            stored = db.fingerprints()
+    hits = [d for d in stored if d.startswith(fingerprint.lower())]
+    if len(hits) != 1:
+        known = ", ".join(f"{d} ({Fingerprint.from_dict(f).describe()})" for d, f in stored.items()
+                          if f["tvm_target"] != "unrecorded") or "none"
+        what = "matches several" if hits else "matches no"
+        raise HwfaceError(f"--fingerprint {fingerprint} {what} fingerprint of {spec.name}'s data; stored: {known}")
+    return hits[0]
+
+
+def _no_data(spec, regime: str, digest: str) -> HwfaceError:
     from hwface.latency.fingerprint import current_fingerprint
 
-    return current_fingerprint(spec).digest()
-
-
-def _no_data(spec, regime: str, today: str) -> HwfaceError:
-    from hwface.latency.fingerprint import current_fingerprint
-
+    today = current_fingerprint(spec)
+    if digest != today.digest():
+        return HwfaceError(f"no {regime} training rows for {spec.name} under fingerprint {digest}")
     cmd = (f"hwface sample --target {spec.name} --regime {regime} --n 3000" if regime != "zoo"
            else f"hwface profile --target {spec.name} --model M")
-    return HwfaceError(f"no current {regime} rows for {spec.name} (fingerprint {today}: "
-                       f"{current_fingerprint(spec).describe()}): measure them with `{cmd}`")
+    return HwfaceError(f"no current {regime} rows for {spec.name} (fingerprint {digest}: "
+                       f"{today.describe()}): measure them with `{cmd}`")
 
 
 def train(target: str = "host", regime: str = "default", mode: str | None = None,
-          out: str | Path | None = None) -> TrainReport:
+          out: str | Path | None = None, fingerprint: str | None = None) -> TrainReport:
     """Train and save the predictor of ``target``/``regime`` on current training rows (held-out rows never).
+
+    ``fingerprint`` picks another device's data (see :func:`resolve_fingerprint`).
 
     Raises
     ------
@@ -65,7 +96,7 @@ def train(target: str = "host", regime: str = "default", mode: str | None = None
     from hwface.targets import load_target
 
     spec = load_target(target)
-    today = _today(spec)
+    today = resolve_fingerprint(spec, fingerprint)
     path = db_path(spec.name)
     if not path.exists():
         raise _no_data(spec, regime, today)
@@ -77,7 +108,7 @@ def train(target: str = "host", regime: str = "default", mode: str | None = None
         raise _no_data(spec, regime, today)
     budget = _one_budget(frame) if regime == "tuned" else None
     pred = train_predictor(frame, nets, spec.name, regime, today, mode=mode, trials_per_kernel=budget)
-    folder = pred.save(out or predictor_dir(spec.name, regime))
+    folder = pred.save(out or predictor_dir(spec.name, regime, today))
     return TrainReport(spec.name, regime, str(folder), today, len(frame), pred.metrics["distinct_keys"], len(nets),
                        stale, pred.mode, pred.metrics["mode_rmspe_on_held_back_fifth"], time.perf_counter() - t0)
 
@@ -89,16 +120,19 @@ def _one_budget(frame) -> int:
     return budgets[0]
 
 
-def load(target: str, regime: str, folder: str | Path | None = None):
-    """The saved predictor of ``target``/``regime`` and the measured table, checked against today's fingerprint."""
+def load(target: str, regime: str, folder: str | Path | None = None, fingerprint: str | None = None):
+    """The saved predictor of ``target``/``regime`` and the measured table, checked against the fingerprint.
+
+    ``fingerprint``: see :func:`resolve_fingerprint` (default today's).
+    """
     from hwface.latency.estimate import MeasuredTable
     from hwface.latency.predictor import Predictor, predictor_dir
     from hwface.latency.store import LatencyStore, db_path
     from hwface.targets import load_target
 
     spec = load_target(target)
-    today = _today(spec)
-    pred = Predictor.load(folder or predictor_dir(spec.name, regime), fingerprint=today)
+    today = resolve_fingerprint(spec, fingerprint)
+    pred = Predictor.load(folder or predictor_dir(spec.name, regime, today), fingerprint=today)
     with LatencyStore(db_path(spec.name)) as db:
         frame, _ = db.current_frame(today, regime, split="train")
     return spec, pred, MeasuredTable(frame)
@@ -118,7 +152,8 @@ class EvalReport:
     points: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(target: str = "host", regime: str = "default", folder: str | Path | None = None) -> EvalReport:
+def evaluate(target: str = "host", regime: str = "default", folder: str | Path | None = None,
+             fingerprint: str | None = None) -> EvalReport:
     """Evaluate the saved predictor on the held-out networks (never trained on).
 
     Kernel level: every distinct key of the held-out networks' kernel rows,
@@ -133,7 +168,7 @@ def evaluate(target: str = "host", regime: str = "default", folder: str | Path |
     from hwface.latency.metrics import accuracy, coverage
     from hwface.latency.store import LatencyStore, db_path
 
-    spec, pred, table = load(target, regime, folder)
+    spec, pred, table = load(target, regime, folder, fingerprint)
     today = pred.fingerprint
     with LatencyStore(db_path(spec.name)) as db:
         held_rows, _ = db.current_frame(today, regime, split="heldout")
@@ -232,8 +267,10 @@ def _read_arch(path: str | Path):
 
 
 def predict(target: str = "host", regime: str = "default", model: str | None = None,
-            arch: str | Path | None = None, onnx: str | Path | None = None):
+            arch: str | Path | None = None, onnx: str | Path | None = None, fingerprint: str | None = None):
     """Estimate a network's latency on ``target``: ``(name, NetworkEstimate, predictor)``.
+
+    ``fingerprint`` answers for another device's data (see :func:`resolve_fingerprint`).
 
     The network is checked first (an unknown model or a bad spec is named before
     anything else is read).
@@ -244,7 +281,7 @@ def predict(target: str = "host", regime: str = "default", model: str | None = N
         get_model_info(model)
     if arch is not None:
         _read_arch(arch)
-    spec, pred, table = load(target, regime)
+    spec, pred, table = load(target, regime, fingerprint=fingerprint)
     name, kernels = network_kernels(spec, model, arch, onnx)
     from hwface.latency.estimate import estimate_network
 

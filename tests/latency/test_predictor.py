@@ -106,14 +106,14 @@ def test_train_predict_save_load_and_the_heldout_split(fixture_db, cli):
 
     r = train("host", "default")
     assert r.rows == 360 and r.networks == 3 and r.mode in ("global", "per_kind") and r.seconds > 0
-    pred = Predictor.load(predictor_dir("host", "default"), fingerprint=fixture_db.digest())
+    pred = Predictor.load(predictor_dir("host", "default", fixture_db.digest()), fingerprint=fixture_db.digest())
     assert pred.rows == 360  # not one held-out row entered training
     assert pred.overhead.a_us == 0 and pred.overhead.b_us == pytest.approx(0.5)
     keys = _keys(np.random.default_rng(7), 60)
     point, low, high = pred.predict_us(keys)
     truth = np.array([_synthetic_us(k) for k in keys])
     assert accuracy(point, truth)["within_15"] >= 0.8 and np.all(low <= point) and np.all(point <= high)
-    again = Predictor.load(predictor_dir("host", "default"))
+    again = Predictor.load(predictor_dir("host", "default", fixture_db.digest()))
     assert np.array_equal(again.predict_us(keys)[0], point)
     report = evaluate("host", "default")
     assert report.heldout_networks == 4 and set(report.network) == {"predictor", "sum_of_measured_kernels",
@@ -127,7 +127,7 @@ def test_train_predict_save_load_and_the_heldout_split(fixture_db, cli):
 def test_mismatched_or_corrupt_predictors_are_refused_in_one_line(fixture_db, cli):
     from hwface.workflows.predict import train
 
-    folder = predictor_dir("host", "default")
+    folder = predictor_dir("host", "default", fixture_db.digest())
     assert_one_line_error(cli("predictor", "eval"), "no trained predictor", "hwface predictor train")
     train("host", "default")
     with pytest.raises(PredictorError, match="fingerprint"):
@@ -153,3 +153,24 @@ def test_predict_bad_input_is_one_line(latency_db, cli, tmp_path):
     assert_one_line_error(cli("predict", "--arch", str(bad)), "stages", "missing")
     assert_one_line_error(cli("predict", "--arch", str(tmp_path / "none.json")), "cannot read arch spec")
     assert_one_line_error(cli("predict", "--model", "mobilefacenet"), "no trained predictor")
+
+
+def test_another_devices_data_trains_and_answers_only_when_asked_by_digest(latency_db, cli):
+    from dataclasses import replace
+
+    from hwface.workflows.predict import train
+
+    today = current_fingerprint(load_target("host"))
+    other = replace(today, tvm_target=today.tvm_target.replace('"kind": "llvm"', '"kind": "llvm", "mcpu": "other"'))
+    assert other.relation_to(today) == "other device"
+    rng = np.random.default_rng(1)
+    with LatencyStore(db_path("host")) as db:
+        stored = db.add(_m(k, _synthetic_us(k), other) for k in _keys(rng, 200))
+    assert_one_line_error(cli("predictor", "train"), "no current default rows", "hwface sample")
+    assert_one_line_error(cli("predictor", "train", "--fingerprint", "zz"), "matches no fingerprint",
+                          other.digest())
+    r = train("host", "default", fingerprint=other.digest()[:6])
+    assert r.fingerprint == other.digest() and r.rows == stored > 100
+    assert r.path.endswith(f"host.default.{other.digest()}.predictor")
+    res = cli("db", "stats")
+    assert res.code == 0 and f"other device {other.digest()}" in res.out

@@ -135,7 +135,7 @@ def test_the_previous_shipped_schema_migrates_and_its_rows_are_stale(tmp_path):
     if sqlite3.connect(shipped).execute("PRAGMA user_version").fetchone()[0] == 0:
         shutil.copy(shipped, tmp_path / "shipped.sqlite")
         files.append(tmp_path / "shipped.sqlite")
-    today = current_fingerprint(load_target("host")).digest()
+    today = current_fingerprint(load_target("host"))
     for path in files:
         n = sqlite3.connect(path).execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
         with LatencyStore(path) as db:
@@ -155,13 +155,30 @@ def test_prune_archives_stale_rows_and_deletes_nothing(tmp_path):
     new = Fingerprint("host", "{}", "0.27.0.post1", "0.4.0", 2)
     with LatencyStore(tmp_path / "db.sqlite") as db:
         db.add([_m(0, fingerprint=old), _m(1, fingerprint=old), _m(2, fingerprint=new)])
-        assert db.prune_stale(new.digest(), dry_run=True) == {"default": 2}
+        assert db.prune_stale(new, dry_run=True) == {"default": 2}
         assert len(db.frame()) == 3 and db.archived_count() == 0
-        assert db.prune_stale(new.digest()) == {"default": 2}
+        assert db.prune_stale(new) == {"default": 2}
         assert list(db.frame()["median_us"]) == [12.0] and db.archived_count() == 2
         current, skipped = db.current_frame(new.digest(), "default")
         assert list(current["median_us"]) == [12.0] and skipped == 0
-        assert db.prune_stale(new.digest()) == {}
+        assert db.prune_stale(new) == {}
+
+
+def test_another_cpus_rows_are_neither_current_nor_stale_and_prune_keeps_them(tmp_path):
+    from hwface.latency.fingerprint import Fingerprint
+
+    cpu = '{{"host": null, "target": {{"kind": "llvm", "mcpu": "{}", "num-cores": 2}}}}'
+    intel = Fingerprint("host", cpu.format("rocketlake"), "0.27.0.post1", "0.4.0", 2)
+    amd = Fingerprint("host", cpu.format("znver3"), "0.27.0.post1", "0.4.0", 2)
+    amd_old = Fingerprint("host", cpu.format("znver3"), "0.27.0.post1", "0.3.0", 2)
+    assert "mcpu=znver3 2 cores" in amd.describe()
+    with LatencyStore(tmp_path / "db.sqlite") as db:
+        db.add([_m(0, fingerprint=intel), _m(1, fingerprint=amd), _m(2, fingerprint=amd_old)])
+        assert db.stale_counts(amd) == {"default": {"current": 1, "stale": 1, "other device": 1}}
+        assert db.prune_stale(amd) == {"default": 1}
+        assert sorted(db.frame()["median_us"]) == [10.0, 11.0]
+        assert db.stale_counts(intel) == {"default": {"current": 1, "stale": 0, "other device": 1}}
+        assert db.prune_stale(intel) == {}
 
 
 def test_current_frame_leaves_out_stale_and_heldout_rows(tmp_path):
