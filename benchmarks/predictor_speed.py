@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         train_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         _, pred, table = load(args.target, args.regime)
-        est = estimate_network(kernels, table, pred)
+        est = estimate_network(kernels, table)
         answer_s.append(time.perf_counter() - t0)
     print(f"training {args.target}/{args.regime} on {report.rows} rows ({report.mode}): "
           f"median {statistics.median(train_s):.1f} s [{min(train_s):.1f}-{max(train_s):.1f}]")

@@ -67,3 +67,11 @@ def quick_guard():
     from hwface.targets import load_target
 
     return DriftGuard(load_target("host"), max_attempts=2, rests_s=(0.1,), min_repeat_ms=5)
+
+
+@pytest.fixture
+def latency_db(tmp_path, monkeypatch):
+    """A private latency database folder ($HWFACE_LATENCY_DB): tests never write the repo's latency_db/."""
+    d = tmp_path / "latency_db"
+    monkeypatch.setenv("HWFACE_LATENCY_DB", str(d))
+    return d

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "hwface.cli.profile_cmd",
     "hwface.cli.db_cmd",
     "hwface.cli.predict_cmd",
+    "hwface.cli.serve_cmd",
 )
 
 EXIT_USER_ERROR = 2

@@ -14,7 +14,6 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from hwface.latency.key import LayerKey
 
 
 @dataclass(frozen=True)
@@ -49,56 +48,33 @@ class NetworkEstimate:
                 "kernels": [asdict(k) for k in self.kernels]}
 
 
-class MeasuredTable:
-    """Current training rows by key: median, p10 and p90 of the rows' medians (microseconds)."""
-
-    def __init__(self, frame):
-        if len(frame):
-            g = frame.groupby("key")
-            self._rows = {k: (float(m), float(lo), float(hi)) for k, m, lo, hi in zip(
-                g.size().index, g["median_us"].median(), g["p10_us"].median(), g["p90_us"].median())}
-        else:
-            self._rows = {}
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def get(self, key: str) -> tuple[float, float, float] | None:
-        return self._rows.get(key)
-
-
-def estimate_network(kernels: Iterable[tuple[str, int]], table: MeasuredTable | None, predictor) -> NetworkEstimate:
+def estimate_network(kernels: Iterable[tuple[str, int]], lookup) -> NetworkEstimate:
     """Estimate a network given its distinct kernels as ``(key string, calls)``.
 
     Parameters
     ----------
     kernels : iterable of (str, int)
-    table : MeasuredTable or None
-        Measured kernels (None: predict every kernel).
-    predictor : Predictor
+    lookup : KernelLookup
+        Measured-first kernel answers and the predictor whose overhead fit applies
+        (:class:`hwface.latency.lookup.KernelLookup`).
     """
     items = [(k, int(n)) for k, n in kernels]
-    measured = {k: table.get(k) for k, _ in items} if table is not None else {}
-    missing = [k for k, _ in items if measured.get(k) is None]
-    point, low, high = predictor.predict_us([LayerKey.from_str(k) for k in missing])
-    predicted = {k: (float(p), float(lo), float(hi)) for k, p, lo, hi in zip(missing, point, low, high)}
-    out = []
-    for k, n in items:
-        m = measured.get(k)
-        lat, lo, hi = m if m is not None else predicted[k]
-        out.append(KernelEstimate(k, k.split("|", 1)[0].removeprefix("op="), n, lat, min(lo, lat), max(hi, lat),
-                                  "measured" if m is not None else "predicted"))
-    calls = sum(n for _, n in items)
-    ksum = float(sum(e.latency_us * e.calls for e in out))
-    over = predictor.overhead.of(calls)
-    total = ksum + over
-    low_sum = float(sum(e.low_us * e.calls for e in out)) + over
-    high_sum = float(sum(e.high_us * e.calls for e in out)) + over
+    ans = lookup.layers([k for k, _ in items])
+    out = [KernelEstimate(k, k.split("|", 1)[0].removeprefix("op="), n, float(v), float(lo), float(hi),
+                          "measured" if m else "predicted")
+           for (k, n), v, lo, hi, m in zip(items, ans.latency_us, ans.low_us, ans.high_us, ans.measured)]
+    n = np.array([c for _, c in items], dtype=float)
+    overhead = lookup.predictor.overhead
+    calls = int(n.sum())
+    ksum = float(ans.latency_us @ n) if items else 0.0
+    over = overhead.of(calls)
+    low_sum = (float(ans.low_us @ n) if items else 0.0) + over
+    high_sum = (float(ans.high_us @ n) if items else 0.0) + over
+    measured = int(ans.measured.sum())
     return NetworkEstimate(
-        total_us=total, low_us=low_sum * (1 + min(0.0, predictor.overhead.rel_p10)),
-        high_us=high_sum * (1 + max(0.0, predictor.overhead.rel_p90)), kernel_sum_us=ksum, overhead_us=over,
-        kernel_calls=calls, measured_kernels=sum(e.source == "measured" for e in out),
-        predicted_kernels=sum(e.source == "predicted" for e in out), kernels=out)
+        total_us=ksum + over, low_us=low_sum * (1 + min(0.0, overhead.rel_p10)),
+        high_us=high_sum * (1 + max(0.0, overhead.rel_p90)), kernel_sum_us=ksum, overhead_us=over,
+        kernel_calls=calls, measured_kernels=measured, predicted_kernels=len(items) - measured, kernels=out)
 
 
 def madds_baseline(train_madds, train_us):

@@ -92,9 +92,8 @@ def _train(params: dict, x: np.ndarray, y: np.ndarray, rounds: int = ROUNDS):
 
 
 def _predict(booster, x: np.ndarray) -> np.ndarray:
-    import xgboost as xgb
-
-    return booster.predict(xgb.DMatrix(x, feature_names=list(FEATURES)))
+    """Predictions for the rows of ``x`` (columns in :data:`FEATURES` order), without building a DMatrix."""
+    return np.asarray(booster.inplace_predict(x))
 
 
 @dataclass

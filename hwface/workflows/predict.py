@@ -36,38 +36,6 @@ class TrainReport:
     seconds: float
 
 
-def resolve_fingerprint(spec, fingerprint: str | None = None) -> str:
-    """The data a command uses: today's fingerprint digest, or a stored one of ``spec``'s target.
-
-    Parameters
-    ----------
-    fingerprint : str, optional
-        A digest (or a unique prefix of one) from ``hwface db stats``: another
-        device's data (the ``host`` of another CPU, say). Default: today's.
-
-    Raises
-    ------
-    HwfaceError
-        The digest names no stored fingerprint of the target, or several.
-    """
-    from hwface.latency.fingerprint import Fingerprint, current_fingerprint
-    from hwface.latency.store import LatencyStore, db_path
-
-    if not fingerprint:
-        return current_fingerprint(spec).digest()
-    stored: dict[str, dict] = {}
-    if db_path(spec.name).exists():
-        with LatencyStore(db_path(spec.name)) as db:
-            stored = db.fingerprints()
-    hits = [d for d in stored if d.startswith(fingerprint.lower())]
-    if len(hits) != 1:
-        known = ", ".join(f"{d} ({Fingerprint.from_dict(f).describe()})" for d, f in stored.items()
-                          if f["tvm_target"] != "unrecorded") or "none"
-        what = "matches several" if hits else "matches no"
-        raise HwfaceError(f"--fingerprint {fingerprint} {what} fingerprint of {spec.name}'s data; stored: {known}")
-    return hits[0]
-
-
 def _no_data(spec, regime: str, digest: str) -> HwfaceError:
     from hwface.latency.fingerprint import current_fingerprint
 
@@ -84,13 +52,14 @@ def train(target: str = "host", regime: str = "default", mode: str | None = None
           out: str | Path | None = None, fingerprint: str | None = None) -> TrainReport:
     """Train and save the predictor of ``target``/``regime`` on current training rows (held-out rows never).
 
-    ``fingerprint`` picks another device's data (see :func:`resolve_fingerprint`).
+    ``fingerprint`` picks another device's data (see :func:`hwface.latency.lookup.resolve_fingerprint`).
 
     Raises
     ------
     HwfaceError
         No current rows (names the fingerprint and the command that measures it).
     """
+    from hwface.latency.lookup import resolve_fingerprint
     from hwface.latency.predictor import predictor_dir, train_predictor
     from hwface.latency.store import LatencyStore, db_path
     from hwface.targets import load_target
@@ -121,21 +90,13 @@ def _one_budget(frame) -> int:
 
 
 def load(target: str, regime: str, folder: str | Path | None = None, fingerprint: str | None = None):
-    """The saved predictor of ``target``/``regime`` and the measured table, checked against the fingerprint.
-
-    ``fingerprint``: see :func:`resolve_fingerprint` (default today's).
-    """
-    from hwface.latency.estimate import MeasuredTable
-    from hwface.latency.predictor import Predictor, predictor_dir
-    from hwface.latency.store import LatencyStore, db_path
+    """``(spec, predictor, lookup)`` of ``target``/``regime``: see :func:`hwface.latency.lookup.open_lookup`."""
+    from hwface.latency.lookup import open_lookup
     from hwface.targets import load_target
 
     spec = load_target(target)
-    today = resolve_fingerprint(spec, fingerprint)
-    pred = Predictor.load(folder or predictor_dir(spec.name, regime, today), fingerprint=today)
-    with LatencyStore(db_path(spec.name)) as db:
-        frame, _ = db.current_frame(today, regime, split="train")
-    return spec, pred, MeasuredTable(frame)
+    lookup = open_lookup(spec, regime, fingerprint, folder)
+    return spec, lookup.predictor, lookup
 
 
 @dataclass
@@ -181,7 +142,7 @@ def evaluate(target: str = "host", regime: str = "default", folder: str | Path |
     keys = [LayerKey.from_str(k) for k in own.index]
     kpred, _, _ = pred.predict_us(keys)
     kernel = {"predictor": accuracy(kpred, own.to_numpy())}
-    est = [estimate_network(net_kernels, table, pred) for net_kernels in held["kernels"]]
+    est = [estimate_network(net_kernels, table) for net_kernels in held["kernels"]]
     measured = held["median_us"].to_numpy()
     ours = np.array([e.total_us for e in est])
     ceiling = np.array([sum(own.get(k, np.nan) * n for k, n in ks) for ks in held["kernels"]]) + \
@@ -230,29 +191,15 @@ def plot_eval(report: EvalReport, path: str | Path) -> Path:
 
 def network_kernels(spec, model: str | None = None, arch: str | Path | None = None,
                     onnx: str | Path | None = None) -> tuple[str, list[tuple[str, int]]]:
-    """The distinct kernels ``(key string, calls)`` a network runs on ``spec``, through the real pipeline."""
-    import tempfile
+    """The distinct kernels ``(key string, calls)`` a network runs on ``spec``, through the real pipeline.
 
-    from hwface.compile.network import fused_module_traced, load_network
-    from hwface.compile.slice_views import uses_views
-    from hwface.latency.key import layer_key
-    from hwface.latency.kernels import map_to_onnx
+    ``arch`` is a spec JSON file here (see :func:`hwface.nas.pipeline_kernels.pipeline_kernels`).
+    """
+    from hwface.nas.pipeline_kernels import pipeline_kernels
 
     if arch is not None:
-        from hwface.nas import export_spec
-
-        arch_spec = _read_arch(arch)
-        onnx = export_spec(arch_spec, Path(tempfile.mkdtemp(prefix="hwface-arch-")) / "arch.onnx").path
-        name = Path(arch).stem
-    network = load_network(model, onnx)
-    fused, trace = fused_module_traced(network, spec)
-    calls = [c for c in map_to_onnx(fused, network.onnx_model, views=uses_views(spec.tvm_target()), trace=trace)
-             if not c.runs_as_view]
-    counts: dict[str, int] = {}
-    for c in calls:
-        k = layer_key(c).to_str()
-        counts[k] = counts.get(k, 0) + 1
-    return (name if arch is not None else network.name), list(counts.items())
+        return Path(arch).stem, pipeline_kernels(spec, arch=_read_arch(arch))[1]
+    return pipeline_kernels(spec, model=model, onnx=onnx)
 
 
 def _read_arch(path: str | Path):
@@ -270,7 +217,7 @@ def predict(target: str = "host", regime: str = "default", model: str | None = N
             arch: str | Path | None = None, onnx: str | Path | None = None, fingerprint: str | None = None):
     """Estimate a network's latency on ``target``: ``(name, NetworkEstimate, predictor)``.
 
-    ``fingerprint`` answers for another device's data (see :func:`resolve_fingerprint`).
+    ``fingerprint`` answers for another device's data (see :func:`hwface.latency.lookup.resolve_fingerprint`).
 
     The network is checked first (an unknown model or a bad spec is named before
     anything else is read).
@@ -285,4 +232,4 @@ def predict(target: str = "host", regime: str = "default", model: str | None = N
     name, kernels = network_kernels(spec, model, arch, onnx)
     from hwface.latency.estimate import estimate_network
 
-    return name, estimate_network(kernels, table, pred), pred
+    return name, estimate_network(kernels, table), pred

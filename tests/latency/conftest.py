@@ -41,11 +41,3 @@ def export_tiny(path, stem_in: int = 3):
 def tiny_onnx(tmp_path_factory):
     """A tiny network as ONNX (input 1x3x16x16)."""
     return export_tiny(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
-
-
-@pytest.fixture
-def latency_db(tmp_path, monkeypatch):
-    """A private latency database folder ($HWFACE_LATENCY_DB): tests never write the repo's latency_db/."""
-    d = tmp_path / "latency_db"
-    monkeypatch.setenv("HWFACE_LATENCY_DB", str(d))
-    return d
