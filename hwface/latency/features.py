@@ -16,6 +16,7 @@ import numpy as np
 
 from hwface.latency.key import ACTIVATIONS, OP_KINDS, LayerKey
 
+FEATURE_VERSION = 2  # bumped when a feature's meaning changes (2: a conv's MAdds at its own output size)
 DTYPE_BYTES = {"float32": 4, "float16": 2, "int8": 1, "uint8": 1, "int32": 4}
 FUSED_OPS = ("add", "multiply", "concatenate", "split", "transpose", "reshape", "mean", "strided_slice")
 SIZE_FEATURES = ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kh", "kw", "sh", "sw", "groups", "cin_per_group",
@@ -42,12 +43,29 @@ def _dims(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return int(np.prod(shape)) if shape else 1, 1, 1
 
 
+def conv_output_size(key: LayerKey) -> tuple[int, int]:
+    """(H, W) the convolution of a conv kernel produces, from its first input, padding, dilation and stride.
+
+    Usually the kernel's output size; not when an epilogue broadcasts the
+    convolution's result over a larger map (an SE excitation: a 1x1 conv on the
+    squeezed 1x1 vector, then sigmoid and a multiply with the 7x7 feature map).
+    """
+    _, hin, win = _dims(key.input_shapes[0])
+    kh, kw = key.kernel or (1, 1)
+    pt, pl, pb, pr = key.padding or (0, 0, 0, 0)
+    dh, dw = key.dilation or (1, 1)
+    sh, sw = key.stride or (1, 1)
+    return (hin + pt + pb - dh * (kh - 1) - 1) // sh + 1, (win + pl + pr - dw * (kw - 1) - 1) // sw + 1
+
+
 def key_madds(key: LayerKey) -> int:
     """Multiply-adds of a kernel from its key: convolutions and matmuls only (the papers' convention)."""
     out_elems = int(np.prod(key.output_shape)) if key.output_shape else 0
     if key.op in ("conv", "dwconv", "gdconv", "pwconv", "gpwconv", "gconv") and key.kernel and key.input_shapes:
         cin = _dims(key.input_shapes[0])[0]
-        return out_elems * (cin // (key.groups or 1)) * key.kernel[0] * key.kernel[1]
+        cout = _dims(key.output_shape)[0]
+        ho, wo = conv_output_size(key) if len(key.input_shapes[0]) == 4 else _dims(key.output_shape)[1:]
+        return cout * ho * wo * (cin // (key.groups or 1)) * key.kernel[0] * key.kernel[1]
     if key.op in ("fc", "matmul") and key.input_shapes:
         return out_elems * key.input_shapes[0][-1]
     return 0
