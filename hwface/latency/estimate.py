@@ -1,10 +1,15 @@
 """A network's latency from its kernels: measured where the database has the key, predicted elsewhere, plus overhead.
 
 ``network = sum over kernel calls (measured or predicted latency) + overhead(calls)``
-(:class:`~hwface.latency.predictor.Overhead`). The interval adds the kernels' p10
-and p90 (their errors taken as fully correlated; a measured kernel's band is its
-own p10-p90) and widens the overhead-corrected total by the overhead fit's
-relative residual band. Every kernel says where its number came from.
+(:class:`~hwface.latency.predictor.Overhead`). The p10-p90 interval takes the
+kernels' errors as independent: each kernel call contributes its latency times
+the log-width of its own band (predicted: the quantile model's p10/p90;
+measured: its rows' p10-p90), added in quadrature, and the result is combined,
+again in quadrature, with the relative residual band of the overhead fit on the
+training networks (what additivity misses). Adding the kernel bands as fully
+correlated covered 100% of the session-6 held-out networks with a band of
+±18%; independent errors alone 64% (±2.6%); with the overhead band 79% (±5%).
+Every kernel says where its number came from.
 """
 
 from __future__ import annotations
@@ -66,15 +71,19 @@ def estimate_network(kernels: Iterable[tuple[str, int]], lookup) -> NetworkEstim
     n = np.array([c for _, c in items], dtype=float)
     overhead = lookup.predictor.overhead
     calls = int(n.sum())
-    ksum = float(ans.latency_us @ n) if items else 0.0
+    spent = ans.latency_us * n
+    ksum = float(spent.sum())
     over = overhead.of(calls)
-    low_sum = (float(ans.low_us @ n) if items else 0.0) + over
-    high_sum = (float(ans.high_us @ n) if items else 0.0) + over
+    total = ksum + over
+    low = np.maximum(ans.low_us, ans.latency_us * 1e-3)  # a zero p10 would make the log infinite
+    down = float(np.sqrt(np.sum((spent * np.log(ans.latency_us / low)) ** 2))) / total if items else 0.0
+    up = float(np.sqrt(np.sum((spent * np.log(ans.high_us / ans.latency_us)) ** 2))) / total if items else 0.0
     measured = int(ans.measured.sum())
     return NetworkEstimate(
-        total_us=ksum + over, low_us=low_sum * (1 + min(0.0, overhead.rel_p10)),
-        high_us=high_sum * (1 + max(0.0, overhead.rel_p90)), kernel_sum_us=ksum, overhead_us=over,
-        kernel_calls=calls, measured_kernels=measured, predicted_kernels=len(items) - measured, kernels=out)
+        total_us=total, low_us=total * max(0.0, 1.0 - float(np.hypot(down, min(0.0, overhead.rel_p10)))),
+        high_us=total * (1.0 + float(np.hypot(up, max(0.0, overhead.rel_p90)))), kernel_sum_us=ksum,
+        overhead_us=over, kernel_calls=calls, measured_kernels=measured, predicted_kernels=len(items) - measured,
+        kernels=out)
 
 
 def madds_baseline(train_madds, train_us):
