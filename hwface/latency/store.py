@@ -103,7 +103,21 @@ CREATE TABLE IF NOT EXISTS networks (
 );
 """
 
-SCHEMA_VERSION = 1
+# Schema 2: sampler bookkeeping per fingerprint (the key lacked it, so one device's marks replaced another's).
+MIGRATION_2 = """
+CREATE TABLE sample_configs_v2 (
+    config_id TEXT NOT NULL, target TEXT NOT NULL, regime TEXT NOT NULL, device_key TEXT NOT NULL,
+    kind TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL, kernels INTEGER, error TEXT, updated_at TEXT,
+    fingerprint TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (config_id, target, regime, device_key, fingerprint)
+);
+INSERT INTO sample_configs_v2 SELECT config_id, target, regime, device_key, kind, config, status, kernels, error,
+    updated_at, COALESCE(fingerprint, '') FROM sample_configs;
+DROP TABLE sample_configs;
+ALTER TABLE sample_configs_v2 RENAME TO sample_configs
+"""
+
+SCHEMA_VERSION = 2
 SPLITS = ("train", "heldout")
 
 
@@ -122,8 +136,32 @@ def _backfill_fingerprints(conn) -> None:
         conn.executemany("UPDATE measurements SET fingerprint = ? WHERE id = ?", [(fp.digest(), i) for i in ids])
 
 
+def _restore_sampler_marks(conn) -> None:
+    """Schema 1 -> 2: give back each fingerprint the marks another device's run replaced.
+
+    A configuration's rows (``source = 'sample:<config id>'``) say it was done
+    under their fingerprint; where its mark is missing, it is rebuilt from the
+    configuration's other mark with the rows' summed median as its latency.
+    """
+    missing = conn.execute(
+        "SELECT substr(m.source, 8), m.target, m.regime, m.device_key, m.fingerprint, COUNT(*), SUM(m.median_us), "
+        "MAX(m.measured_at) FROM measurements m WHERE m.source LIKE 'sample:%' AND m.fingerprint IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM sample_configs s WHERE s.config_id = substr(m.source, 8) "
+        "AND s.target = m.target AND s.regime = m.regime AND s.device_key = m.device_key "
+        "AND s.fingerprint = m.fingerprint) GROUP BY 1, 2, 3, 4, 5").fetchall()
+    for cid, target, regime, dev, fp, n, total_us, when in missing:
+        other = conn.execute("SELECT kind, config FROM sample_configs WHERE config_id = ? AND target = ? "
+                             "AND regime = ? LIMIT 1", (cid, target, regime)).fetchone()
+        if other is None:
+            continue
+        cfg = {**json.loads(other[1]), "latency_us": total_us}
+        conn.execute("INSERT INTO sample_configs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                     (cid, target, regime, dev, other[0], json.dumps(cfg, sort_keys=True), "done", n, None, when, fp))
+
+
 # MIGRATIONS[v] takes a file from schema v to v + 1: SQL, then a Python backfill (or None).
-MIGRATIONS: dict[int, tuple[str, Any]] = {0: (MIGRATION_1, _backfill_fingerprints)}
+MIGRATIONS: dict[int, tuple[str, Any]] = {0: (MIGRATION_1, _backfill_fingerprints),
+                                          1: (MIGRATION_2, _restore_sampler_marks)}
 
 
 def migrate(conn) -> int:
@@ -378,8 +416,8 @@ class LatencyStore:
         """
         rows = self._conn.execute(
             "SELECT config_id FROM sample_configs WHERE target=? AND regime=? AND device_key=? "
-            "AND status IN ('done','failed') AND fingerprint IS ?",
-            (target, regime, device_key, fingerprint)).fetchall()
+            "AND status IN ('done','failed') AND fingerprint = ?",
+            (target, regime, device_key, fingerprint or "")).fetchall()
         return {r[0] for r in rows}
 
     def mark_configs(self, rows: Iterable[tuple[str, str, str, str, str, dict, str, int | None, str | None]],
@@ -390,14 +428,14 @@ class LatencyStore:
                 c.execute("INSERT OR REPLACE INTO sample_configs (config_id, target, regime, device_key, kind, config,"
                           " status, kernels, error, updated_at, fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                           (cid, target, regime, dev, kind, json.dumps(cfg, sort_keys=True), status, kernels, err,
-                           utc_now(), fingerprint))
+                           utc_now(), fingerprint or ""))
 
     def sampled_configs(self, target: str, regime: str, device_key: str,
                         fingerprint: str | None = None) -> list[tuple[dict[str, Any], float]]:
         """Configurations measured so far (by this pipeline) with their summed kernel latency (us)."""
         rows = self._conn.execute(
             "SELECT config FROM sample_configs WHERE target=? AND regime=? AND device_key=? AND status='done' "
-            "AND fingerprint IS ?", (target, regime, device_key, fingerprint)).fetchall()
+            "AND fingerprint = ?", (target, regime, device_key, fingerprint or "")).fetchall()
         out = []
         for (cfg,) in rows:
             d = json.loads(cfg)

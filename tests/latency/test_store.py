@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import sqlite3
 
 import pandas as pd
 import pytest
@@ -192,3 +193,30 @@ def test_current_frame_leaves_out_stale_and_heldout_rows(tmp_path):
         assert list(frame["median_us"]) == [12.0] and skipped == 1
         every, _ = db.current_frame(new.digest(), "default", split=None)
         assert sorted(every["median_us"]) == [12.0, 13.0]
+
+
+def test_schema_1_sampler_marks_become_per_fingerprint_and_replaced_marks_come_back(tmp_path):
+    from hwface.latency.store import MIGRATION_1, SCHEMA_V0
+
+    path = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA_V0 + ";" + MIGRATION_1 + "; PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO fingerprints VALUES ('intel', '{}'), ('amd', '{}')")
+    for fp, us in (("intel", 5.0), ("amd", 7.0)):  # the config measured on both devices ...
+        conn.execute("INSERT INTO measurements (id, key, target, device_key, tvm_version, hwface_version, tuned, "
+                     "regime, median_us, p10_us, p90_us, cv, samples, source, measured_at, fingerprint) VALUES "
+                     f"('{fp}-row', 'k', 'host', 'host', 'x', 'y', 0, 'default', {us}, {us}, {us}, 0, 5, 'sample:c1',"
+                     " '2026-01-01T00:00:00Z', ?)", (fp,))
+    conn.execute("INSERT INTO layers (key, op, fused, input_shapes, output_shape) VALUES ('k', 'conv', '', '', '')")
+    conn.execute("INSERT INTO sample_configs VALUES ('c1', 'host', 'default', 'host', 'conv', "  # ... one mark left
+                 "'{\"cin\": 8, \"latency_us\": 7.0}', 'done', 1, NULL, 'now', 'amd')")
+    conn.commit()
+    conn.close()
+    with LatencyStore(path) as db:
+        assert db.migrated_from == 1
+        assert db.config_done("host", "default", "host", "intel") == {"c1"}
+        assert db.config_done("host", "default", "host", "amd") == {"c1"}
+        assert db.sampled_configs("host", "default", "host", "intel") == [({"cin": 8}, 5.0)]
+        db.mark_configs([("c1", "host", "default", "host", "conv", {"cin": 8, "latency_us": 7.5}, "done", 1, None)],
+                        "amd")
+        assert db.sampled_configs("host", "default", "host", "intel") == [({"cin": 8}, 5.0)]  # not replaced
