@@ -75,3 +75,28 @@ def latency_db(tmp_path, monkeypatch):
     d = tmp_path / "latency_db"
     monkeypatch.setenv("HWFACE_LATENCY_DB", str(d))
     return d
+
+
+@pytest.fixture(scope="session")
+def trained_fixture_folder(tmp_path_factory):
+    """A latency folder holding the synthetic fixture database (tests/latency/synthetic.py) and its trained
+    host/default predictor, built once per run; read-only for the tests that use it."""
+    from tests.latency.synthetic import fill_fixture_db
+
+    folder = tmp_path_factory.mktemp("trained") / "latency_db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HWFACE_LATENCY_DB", str(folder))
+        fill_fixture_db()
+        from hwface.workflows.predict import train
+
+        train("host", "default")
+    return folder
+
+
+@pytest.fixture
+def fixture_model(trained_fixture_folder, monkeypatch):
+    """The LatencyModel of the trained fixture folder (``$HWFACE_LATENCY_DB`` points at it)."""
+    from hwface.nas.lookup import LatencyModel
+
+    monkeypatch.setenv("HWFACE_LATENCY_DB", str(trained_fixture_folder))
+    return LatencyModel.load("host", "default")

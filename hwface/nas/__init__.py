@@ -6,12 +6,13 @@ Importing this package does not import torch; :func:`build`, :func:`zoo_spec` an
 
 from hwface.nas.build import build
 from hwface.nas.export import export_spec
+from hwface.nas.plan import PlanError, PlannedKernel, plan_kernels
 from hwface.nas.space import DEFAULT_SPACE, SearchSpace, sample_arch, spec_madds
 from hwface.nas.spec import MAX_BLOCKS, ArchSpec, ArchSpecError, HeadSpec, StageSpec, StemSpec, validate
 from hwface.nas.zoo import ZOO_NOT_FITTING, zoo_spec, zoo_spec_names
 
 __all__ = [
-    "DEFAULT_SPACE", "MAX_BLOCKS", "ZOO_NOT_FITTING", "ArchSpec", "ArchSpecError", "HeadSpec", "SearchSpace",
-    "StageSpec", "StemSpec", "build", "export_spec", "sample_arch", "spec_madds", "validate", "zoo_spec",
-    "zoo_spec_names",
+    "DEFAULT_SPACE", "MAX_BLOCKS", "ZOO_NOT_FITTING", "ArchSpec", "ArchSpecError", "HeadSpec", "PlanError",
+    "PlannedKernel", "SearchSpace", "StageSpec", "StemSpec", "build", "export_spec", "plan_kernels", "sample_arch",
+    "spec_madds", "validate", "zoo_spec", "zoo_spec_names",
 ]

@@ -28,13 +28,15 @@ def pipeline_kernels(spec, model: str | None = None, arch: ArchSpec | None = Non
     from hwface.latency.kernels import map_to_onnx
     from hwface.latency.key import layer_key
 
-    name = None
-    if arch is not None:
-        from hwface.nas.export import export_spec
+    from hwface.nas.export import export_spec
 
-        onnx = export_spec(arch, Path(tempfile.mkdtemp(prefix="hwface-arch-")) / "arch.onnx").path
-        name = "arch"
-    network = load_network(model, onnx)
+    with tempfile.TemporaryDirectory(prefix="hwface-kernels-") as work:  # the ONNX is read into memory
+        if arch is not None:
+            network = load_network(onnx_path=export_spec(arch, Path(work) / "arch.onnx").path)
+        elif model is not None:
+            network = load_network(model, onnx_out=Path(work) / "model.onnx")
+        else:
+            network = load_network(onnx_path=onnx)
     fused, trace = fused_module_traced(network, spec)
     calls = [c for c in map_to_onnx(fused, network.onnx_model, views=uses_views(spec.tvm_target()), trace=trace)
              if not c.runs_as_view]
@@ -42,4 +44,4 @@ def pipeline_kernels(spec, model: str | None = None, arch: ArchSpec | None = Non
     for c in calls:
         k = layer_key(c).to_str()
         counts[k] = counts.get(k, 0) + 1
-    return name or network.name, list(counts.items())
+    return ("arch" if arch is not None else network.name), list(counts.items())

@@ -148,7 +148,7 @@ def _check_space(space: SearchSpace) -> None:
 DEFAULT_SPACE = SearchSpace()
 
 
-def _draw_stage(space: SearchSpace, plan: StagePlan, rng: random.Random) -> StageSpec:
+def draw_stage(space: SearchSpace, plan: StagePlan, rng: random.Random) -> StageSpec:
     """One stage: block first, then only the options that block's zoo class has."""
     block = rng.choice(space.blocks)
     width = rng.choice(space.widths(plan.base_width))
@@ -166,7 +166,7 @@ def _draw_stage(space: SearchSpace, plan: StagePlan, rng: random.Random) -> Stag
     return StageSpec(block, width, depth, plan.stride, kernel, expansion, se, act, se_placement=placement, skip=skip)
 
 
-def _draw_head(space: SearchSpace, last: StageSpec, rng: random.Random) -> tuple[HeadSpec, int]:
+def draw_head(space: SearchSpace, last: StageSpec, rng: random.Random) -> tuple[HeadSpec, int]:
     kind = rng.choice(space.head_kinds)
     conv_width = rng.choice(space.head_conv_widths)
     act = rng.choice(space.acts) if conv_width else last.act  # unused without the conv: keep specs canonical
@@ -182,8 +182,8 @@ def draw_arch(space: SearchSpace, rng: random.Random) -> ArchSpec:
     """One spec drawn from ``space`` with ``rng`` (no compute limit; see :func:`sample_arch`)."""
     stem = StemSpec(rng.choice(space.widths(space.stem_base_width)), rng.choice(space.acts),
                     rng.choice(space.stem_dwconv))
-    stages = tuple(_draw_stage(space, plan, rng) for plan in space.stages)
-    head, embedding = _draw_head(space, stages[-1], rng)
+    stages = tuple(draw_stage(space, plan, rng) for plan in space.stages)
+    head, embedding = draw_head(space, stages[-1], rng)
     return ArchSpec(tuple(space.input_size), stem, stages, head, embedding)
 
 

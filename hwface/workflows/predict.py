@@ -217,19 +217,21 @@ def predict(target: str = "host", regime: str = "default", model: str | None = N
             arch: str | Path | None = None, onnx: str | Path | None = None, fingerprint: str | None = None):
     """Estimate a network's latency on ``target``: ``(name, NetworkEstimate, predictor)``.
 
-    ``fingerprint`` answers for another device's data (see :func:`hwface.latency.lookup.resolve_fingerprint`).
-
-    The network is checked first (an unknown model or a bad spec is named before
-    anything else is read).
+    Answered by :class:`hwface.nas.lookup.LatencyModel`: a spec (and a zoo network that
+    fits the grammar) is planned without TVM; an ONNX file or another zoo network goes
+    through the real pipeline. ``fingerprint`` answers for another device's data (see
+    :func:`hwface.latency.lookup.resolve_fingerprint`). The network is checked first (an
+    unknown model or a bad spec is named before anything else is read).
     """
+    from hwface.nas.lookup import LatencyModel
+
     if model is not None:
         from hwface.models import get_model_info
 
         get_model_info(model)
-    if arch is not None:
-        _read_arch(arch)
-    spec, pred, table = load(target, regime, fingerprint=fingerprint)
-    name, kernels = network_kernels(spec, model, arch, onnx)
+    network = _read_arch(arch) if arch is not None else (Path(onnx) if onnx is not None else model)
+    lm = LatencyModel.load(target, regime, fingerprint)
+    name, kernels = lm.kernels_of(network)
     from hwface.latency.estimate import estimate_network
 
-    return name, estimate_network(kernels, table), pred
+    return (Path(arch).stem if arch is not None else name), estimate_network(kernels, lm.lookup), lm.lookup.predictor

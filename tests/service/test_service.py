@@ -15,21 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hwface.service import MAX_KEYS, is_loopback
-from tests.latency.synthetic import _keys, _synthetic_us, fill_fixture_db
+from tests.latency.synthetic import _keys, _synthetic_us
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A trained fixture predictor served by `hwface serve --port 0`: (base URL, database folder)."""
+def served(trained_fixture_folder):
+    """The trained fixture predictor served by `hwface serve --port 0`: (base URL, database folder, rng)."""
     import numpy as np
 
-    folder = tmp_path_factory.mktemp("served") / "latency_db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HWFACE_LATENCY_DB", str(folder))
-        fill_fixture_db()
-        from hwface.workflows.predict import train
-
-        train("host", "default")
+    folder = trained_fixture_folder
     env = {**os.environ, "HWFACE_LATENCY_DB": str(folder)}
     proc = subprocess.Popen([sys.executable, "-m", "hwface.cli.main", "serve", "--port", "0"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -130,3 +124,47 @@ def test_serve_refuses_a_bad_port_and_warns_off_loopback(cli, latency_db):
     t0 = time.time()
     assert_one_line_error(cli("serve", "--port", "0"), "no trained predictor")
     assert time.time() - t0 < 60
+
+
+def _spec_dict(seed: int = 0) -> dict:
+    import random
+
+    from hwface.nas import DEFAULT_SPACE
+    from hwface.nas.space import draw_arch
+
+    return draw_arch(DEFAULT_SPACE, random.Random(seed)).to_dict()
+
+
+def test_network_queries_one_batch_and_ofa(served):
+    url, _, _ = served
+    code, one = _call(url, "/v1/latency/network", {"spec": _spec_dict(0)})
+    assert code == 200 and one["low_us"] <= one["total_us"] <= one["high_us"]
+    assert len(one["kernels"]) == one["measured_kernels"] + one["predicted_kernels"]
+    assert {k["source"] for k in one["kernels"]} <= {"measured", "predicted"}
+    ofa = {"ks": [3, 5, 7, 3] * 5, "e": [3, 4, 6, 3] * 5, "d": [2, 3, 4, 2, 2]}
+    code, batch = _call(url, "/v1/latency/network", {"networks": [{"spec": _spec_dict(0)}, {"spec": _spec_dict(1)},
+                                                                  {"ofa": ofa}], "breakdown": False})
+    assert code == 200 and len(batch["networks"]) == 3 and "kernels" not in batch["networks"][0]
+    assert batch["networks"][0]["total_us"] == pytest.approx(one["total_us"])
+
+
+def _bad_spec(change) -> dict:
+    spec = _spec_dict(0)
+    change(spec)
+    return {"spec": spec}
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    (_bad_spec(lambda s: s["stages"][0].update(block="resnet")), 422, "stages[0].block"),
+    (_bad_spec(lambda s: s["stages"][1].update(width=-8)), 422, "stages[1].width"),
+    (_bad_spec(lambda s: s.update(input_size=[8, 8])), 422, "input_size"),
+    (_bad_spec(lambda s: s["stages"][2].update(depth=80)), 422, "blocks"),
+    ({"model": "nosuch"}, 404, "nosuch"),
+    ({"networks": [{"spec": _spec_dict(0)}, {"ofa": {"ks": [9]}}]}, 422, "networks.1.ofa"),
+    ({"networks": [{"model": "x"}] * 300}, 413, "limit"),
+    ({"spec": _spec_dict(0), "model": "mobilefacenet"}, 422, "exactly one"),
+])
+def test_bad_network_requests_are_4xx_naming_the_field(served, body, status, fragment):
+    url, _, _ = served
+    code, answer = _call(url, "/v1/latency/network", body)
+    assert code == status and fragment in answer["error"], answer
