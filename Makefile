@@ -40,6 +40,8 @@ demo: venv sysdeps
 	$(VENV)/bin/hwface run $(DEMO_DIR)/seesaw_share-host --check
 	$(VENV)/bin/hwface run $(DEMO_DIR)/seesaw_share-host --rpc --check
 	$(VENV)/bin/hwface profile --target host --model seesaw_share
+	$(VENV)/bin/hwface predict --target host --model seesaw_share --fingerprint 272a7f80  # the shipped data's device
+	$(PY) benchmarks/serve_load.py --clients 1 --requests 4 --fingerprint 272a7f80  # starts the service, queries it, stops it
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -97,7 +97,7 @@ def export_module(model, input_size: tuple[int, int], path: str | Path, seed: in
 
     x = torch.from_numpy(example_input((1, 3, *input_size), seed))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writable_parent(path)
     with torch.no_grad():
         expected = model(x).numpy()
         torch.onnx.export(
@@ -112,6 +112,27 @@ def export_module(model, input_size: tuple[int, int], path: str | Path, seed: in
         output_shape=tuple(expected.shape),
         max_abs_diff=float(np.abs(got - expected).max()),
     )
+
+
+def writable_parent(path: str | Path) -> Path:
+    """Create the folder of an output file; returns ``path``.
+
+    Raises
+    ------
+    HwfaceError
+        When the folder cannot be made (a file stands in the way, no permission).
+    """
+    path = Path(path)
+    in_the_way = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise HwfaceError(f"cannot write {path}: {in_the_way} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HwfaceError(f"cannot write {path}: {exc.strerror or exc} ({exc.filename or path.parent})") from None
+    if path.is_dir():
+        raise HwfaceError(f"cannot write {path}: it is a directory")
+    return path
 
 
 def parity_tolerance(reference: np.ndarray) -> float:
@@ -133,13 +154,18 @@ def example_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 def run_onnxruntime(path: str | Path, x: np.ndarray, threads: int | None = None) -> np.ndarray:
     """First output of an ONNX model run by onnxruntime on the CPU for input ``x``."""
+    return run_onnxruntime_outputs(path, x, threads)[0]
+
+
+def run_onnxruntime_outputs(path: str | Path, x: np.ndarray, threads: int | None = None) -> list[np.ndarray]:
+    """Every output of an ONNX model, in the graph's order, run by onnxruntime on the CPU for input ``x``."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    return [np.asarray(y) for y in sess.run(None, {sess.get_inputs()[0].name: x})]
 
 
 def graph_inputs(model) -> list[OnnxInput]:
@@ -230,6 +256,8 @@ def load_foreign(path: str | Path, input_shape: tuple[int, ...] | None = None):
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf decode errors have several types
         raise OnnxModelError(f"{path} is not a readable ONNX file: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not model.graph.node:
+        raise OnnxModelError(f"{path} holds no ONNX graph (an empty or truncated file?)")
     model = simplify(make_static(model, input_shape))
     (inp,) = graph_inputs(model)
     return model, inp

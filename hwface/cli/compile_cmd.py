@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from hwface.cli.common import add_input_size, input_size
+from hwface.cli.common import add_input_shape, add_input_size, check_network_source, input_shape, input_size
 from hwface.errors import HwfaceError
 
 
@@ -25,8 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default="host", help="target name (see `hwface targets`; default host)")
     p.add_argument("-o", "--output", help="artifact directory (default: artifacts/<model>-<target>)")
     add_input_size(p)
-    p.add_argument("--input-shape", nargs="+", type=int, metavar="D",
-                   help="full input shape for --onnx, e.g. 1 3 224 224 (default: the file's, dynamic dims = 1)")
+    add_input_shape(p, "full input shape for --onnx (default: the file's, dynamic dims = 1)")
     p.add_argument("--untuned", action="store_true", help="ignore the target's tuning logs")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=run_compile)
@@ -60,10 +59,7 @@ def run_compile(args: argparse.Namespace) -> int:
 
     from hwface.compile import compile_artifact
 
-    if args.input_shape and not args.onnx:
-        raise HwfaceError("--input-shape goes with --onnx; use --input-size H W for a zoo model")
-    if args.input_size and args.onnx:
-        raise HwfaceError("--input-size goes with --model; use --input-shape for --onnx")
+    check_network_source(args)
     name = args.model or Path(args.onnx).stem
     out = args.output or f"artifacts/{name}-{args.target}"
     start = time.perf_counter()
@@ -81,7 +77,7 @@ def run_compile(args: argparse.Namespace) -> int:
             print(f"- no tuning logs for {spec.name} at {st.path}: building untuned{other}", file=sys.stderr)
     artifact = compile_artifact(
         out, target=args.target, model=args.model, onnx_path=args.onnx, database=database, tuning_db_hash=db_hash,
-        input_size=input_size(args), input_shape=tuple(args.input_shape) if args.input_shape else None,
+        input_size=input_size(args), input_shape=input_shape(args),
         progress=None if quiet else (lambda msg: print(f"- {msg}", file=sys.stderr)),
     )
     m = artifact.manifest
@@ -90,14 +86,17 @@ def run_compile(args: argparse.Namespace) -> int:
         print(json.dumps({"artifact": str(artifact.directory), "compile_s": round(elapsed, 2), **vars(m)}, indent=2))
     else:
         print(f"wrote {artifact.directory}/ ({m.so}, {m.onnx}, manifest.json) for {m.target_name} in {elapsed:.1f} s")
-        print(f"input {m.input['name']} {m.input['shape']} {m.input['dtype']} -> output {m.output['shape']}; "
-              f"{m.kernels} kernels, {m.tuned_kernels} tuned; sha256 {m.so_sha256[:16]}...")
+        outs = ", ".join(f"{o['name']} {o['shape']}" if len(m.outputs) > 1 else f"{o['shape']}" for o in m.outputs)
+        print(f"input {m.input['name']} {m.input['shape']} {m.input['dtype']} -> output{'s' * (len(m.outputs) > 1)} "
+              f"{outs}; {m.kernels} kernels, {m.tuned_kernels} tuned; sha256 {m.so_sha256[:16]}...")
     return 0
 
 
 def run_run(args: argparse.Namespace) -> int:
+    from hwface.compile.artifact import load_artifact
     from hwface.measure.local_run import output_summary, run_local
 
+    names = [o.get("name") for o in load_artifact(args.artifact).manifest.output_specs]
     if args.tracker:
         from hwface.rpc.remote import run_remote
 
@@ -107,29 +106,43 @@ def run_run(args: argparse.Namespace) -> int:
         result = _run_on_started_device(args)
     else:
         result = run_local(args.artifact, args.input)
-    report = {"device": result.device, "emulated": result.emulated, "output": output_summary(result.output)}
+    outputs = [output_summary(y, names[i] if i < len(names) else None) for i, y in enumerate(result.outputs)]
+    report = {"device": result.device, "emulated": result.emulated, "output": outputs[0], "outputs": outputs}
     if result.latency is not None and not result.emulated:
         report["latency_ms"] = {"median": result.latency.median_us / 1e3, "p10": result.latency.p10_us / 1e3,
                                 "p90": result.latency.p90_us / 1e3, "samples": result.latency.samples}
     if args.check:
-        report["check"] = check_output(args.artifact, args.input, result.output)
+        from hwface.workflows.run import check_outputs
+
+        report["check"] = check_outputs(args.artifact, args.input, result.outputs)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
-        o = report["output"]
-        print(f"ran on {result.device}: output {o['shape']}, L2 norm {o['l2_norm']:.4f}, first {o['first']}")
-        if "latency_ms" in report:
-            lat = report["latency_ms"]
-            print(f"latency: median {lat['median']:.3f} ms (p10 {lat['p10']:.3f}, p90 {lat['p90']:.3f}, "
-                  f"{lat['samples']} samples)")
-        elif result.emulated:
-            from hwface.rpc.remote import EMULATED_NOTE
-
-            print(f"latency: {EMULATED_NOTE}")
-        if "check" in report:
-            c = report["check"]
-            print(f"check vs {c['reference']}: max abs diff {c['max_abs_diff']:.3e} -> {'match' if c['match'] else 'MISMATCH'}")
+        _print_run(report, result.emulated)
     return 0 if report.get("check", {}).get("match", True) else 1
+
+
+def _print_run(report: dict, emulated: bool) -> None:
+    """``hwface run``'s text report: one line per output, latency, check (per output when several)."""
+    outs = report["outputs"]
+    for o in outs:
+        what = f"output {o['name']} {o['shape']}" if len(outs) > 1 else f"output {o['shape']}"
+        print(f"ran on {report['device']}: {what}, L2 norm {o['l2_norm']:.4f}, first {o['first']}")
+    if "latency_ms" in report:
+        lat = report["latency_ms"]
+        print(f"latency: median {lat['median']:.3f} ms (p10 {lat['p10']:.3f}, p90 {lat['p90']:.3f}, "
+              f"{lat['samples']} samples)")
+    elif emulated:
+        from hwface.rpc.remote import EMULATED_NOTE
+
+        print(f"latency: {EMULATED_NOTE}")
+    if "check" in report:
+        c = report["check"]
+        rows = c["outputs"] if len(c["outputs"]) > 1 else [{**c, "name": None}]
+        for r in rows:
+            what = f" output {r['name']}" if r["name"] else ""
+            print(f"check{what} vs {c['reference']}: max abs diff {r['max_abs_diff']:.3e} -> "
+                  f"{'match' if r['match'] else 'MISMATCH'}")
 
 
 def _run_on_started_device(args: argparse.Namespace):
@@ -146,36 +159,3 @@ def _run_on_started_device(args: argparse.Namespace):
     with device_for(spec, None) as ep:
         return run_remote(args.artifact, tracker=f"{ep.tracker_host}:{ep.tracker_port}", key=ep.key,
                           input_path=args.input, timeout_s=args.timeout)
-
-
-def check_output(artifact_dir: str, input_path: str | None, output) -> dict:
-    """Compare an artifact's output with PyTorch (zoo models) or onnxruntime (ONNX files)."""
-    import numpy as np
-
-    from hwface.compile.artifact import load_artifact
-    from hwface.export import outputs_match, parity_tolerance, run_onnxruntime
-    from hwface.measure.local_run import load_input
-
-    artifact = load_artifact(artifact_dir)
-    x = load_input(artifact, input_path)
-    onnx_ref = run_onnxruntime(artifact.onnx_path, x)
-    if artifact.manifest.model:
-        import torch
-
-        from hwface.models import create_model
-
-        size = tuple(artifact.manifest.input["shape"][2:])
-        with torch.no_grad():
-            ref = create_model(artifact.manifest.model, input_size=size)(torch.from_numpy(x)).numpy()
-        if not outputs_match(onnx_ref, ref):
-            raise HwfaceError(
-                f"{artifact_dir} was built from another definition of {artifact.manifest.model} than this hwface's "
-                "(its model.onnx disagrees with PyTorch): recompile it"
-            )
-        reference = "PyTorch"
-    else:
-        ref, reference = onnx_ref, "onnxruntime"
-    diff = float(np.abs(np.asarray(output) - ref).max())
-    return {"reference": reference, "max_abs_diff": diff, "tolerance": parity_tolerance(ref),
-            "match": outputs_match(output, ref)}
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 
 from hwface.cli.common import add_format
@@ -60,7 +61,12 @@ def _open(args):
     path = Path(args.db) if args.db else db_path(args.target)
     if not path.exists():
         raise HwfaceError(f"no latency database at {path}: run `hwface profile` or `hwface sample` first")
-    return LatencyStore(path)
+    if not path.is_file():
+        raise HwfaceError(f"{path} is not a latency database (not a file)")
+    try:
+        return LatencyStore(path)
+    except sqlite3.DatabaseError as exc:
+        raise HwfaceError(f"{path} is not a latency database (SQLite: {exc})") from None
 
 
 def _today(args):
@@ -157,7 +163,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     with _open(args) as db:
         frame = db.frame(regime=args.regime)
-    out = export_frame(frame, args.output, args.format)
+    try:
+        out = export_frame(frame, args.output, args.format)
+    except OSError as exc:
+        raise HwfaceError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     if args.output is None:
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
     else:

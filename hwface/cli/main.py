@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "hwface.cli.db_cmd",
     "hwface.cli.predict_cmd",
     "hwface.cli.serve_cmd",
+    "hwface.cli.search_cmd",
 )
 
 EXIT_USER_ERROR = 2
@@ -46,13 +47,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
     except HwfaceError as exc:
         print(f"hwface: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("hwface: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        from hwface.cli.output import stdout_reader_gone
+
+        if not stdout_reader_gone():
+            raise  # another pipe or socket broke: a bug where it was written
+        # the reader went away (`hwface ... | head`): stop quietly, with the status of a tool killed by SIGPIPE
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 128 + 13
 
 
 if __name__ == "__main__":

@@ -63,3 +63,18 @@ def _jsonable(v: Any) -> Any:
     if hasattr(v, "item"):
         return v.item()
     return str(v)
+
+
+def stdout_reader_gone() -> bool:
+    """True when standard output is a pipe (or socket) whose reader has gone (``hwface ... | head``).
+
+    Tells a ``BrokenPipeError`` of the output from one of a connection to a device.
+    """
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file descriptor (captured in-process) or no poll
+        return False

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from hwface.cli.common import add_format, add_input_size, input_size
+from hwface.cli.common import (add_format, add_input_shape, add_input_size, check_network_source, input_shape,
+                               input_size, positive_int)
 from hwface.errors import HwfaceError
 
 PROFILE_COLUMNS = ("index", "kernel", "layers", "op", "input_shapes", "output_shape", "madds", "median_us", "p10_us",
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key", help="device key at the tracker (default: the target's rpc_key)")
     p.add_argument("--untuned", action="store_true", help="ignore the target's tuning logs")
     add_input_size(p)
-    p.add_argument("--input-shape", nargs="+", type=int, metavar="D", help="full input shape for --onnx")
+    add_input_shape(p, "full input shape for --onnx")
     p.add_argument("--repeat", type=int, default=10, help="time_evaluator samples per kernel (default 10)")
     p.add_argument("--min-repeat-ms", type=float, default=20, help="minimum length of one sample in ms (default 20)")
     p.add_argument("--no-store", action="store_true", help="do not write the measurements to the latency database")
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adaptive", type=float, default=0.3, help="share of --n chosen by adaptive densification (0.3)")
     p.add_argument("--repeat", type=int, default=5, help="samples per kernel (default 5)")
     p.add_argument("--min-repeat-ms", type=float, default=10, help="minimum sample length in ms (default 10)")
-    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+    p.add_argument("--trials", type=positive_int, default=DEFAULT_TRIALS,
                    help=f"tuning trials per kernel in the tuned regime (default {DEFAULT_TRIALS})")
     p.add_argument("--db", help="latency database file (default latency_db/<target>.sqlite)")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -65,8 +66,7 @@ def run_profile(args: argparse.Namespace) -> int:
     from hwface.measure.profile import profile_model
     from hwface.targets import load_target
 
-    if args.input_shape and not args.onnx:
-        raise HwfaceError("--input-shape goes with --onnx; use --input-size H W for a zoo model")
+    check_network_source(args)
     if args.repeat < 1 or args.min_repeat_ms <= 0:
         raise HwfaceError("--repeat must be >= 1 and --min-repeat-ms > 0")
     spec = load_target(args.target)
@@ -77,7 +77,7 @@ def run_profile(args: argparse.Namespace) -> int:
     result = _with_progress(quiet, lambda say: profile_model(
         model=args.model, target=spec, tracker=args.tracker, key=args.key, database=database,
         tuning_db_hash=db_hash, onnx_path=args.onnx, input_size=input_size(args),
-        input_shape=tuple(args.input_shape) if args.input_shape else None, repeat=args.repeat,
+        input_shape=input_shape(args), repeat=args.repeat,
         min_repeat_ms=args.min_repeat_ms, store=not args.no_store, progress=say))
     rows = [{**r.__dict__, "layers": layer_span(r.layers), "onnx_ops": "+".join(r.onnx_ops)} for r in result.rows]
     if args.format == "json":

@@ -74,8 +74,11 @@ def serve(tracker: str | None, start_device, describe) -> int:
 
 
 def run_server(args: argparse.Namespace) -> int:
+    from hwface.rpc.devices import open_tracker
     from hwface.rpc.server import start_server
 
+    if args.tracker:
+        open_tracker(args.tracker).close()  # TVM's server would retry an unreachable tracker forever
     return serve(
         args.tracker,
         lambda tracker: start_server(tracker, args.key, host=args.host, port=args.port),

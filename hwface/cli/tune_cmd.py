@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from hwface.cli.common import add_input_size, input_size
+from hwface.cli.common import (add_input_shape, add_input_size, check_network_source, input_shape, input_size,
+                               positive_int)
 from hwface.cli.output import emit
 
 
@@ -16,15 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--model", help="zoo name (see `hwface models`)")
     src.add_argument("--onnx", help="ONNX file made elsewhere")
     p.add_argument("--target", default="host", help="target name (see `hwface targets`; default host)")
-    p.add_argument("--trials", type=int, default=64, help="trial budget of this run (default 64)")
-    p.add_argument("--trials-per-kernel", type=int,
+    p.add_argument("--trials", type=positive_int, default=64, help="trial budget of this run (default 64)")
+    p.add_argument("--trials-per-kernel", type=positive_int,
                    help="records after which a kernel counts as tuned and is reused (default: trials / kernels)")
-    p.add_argument("--top-kernels", type=int, metavar="N",
+    p.add_argument("--top-kernels", type=positive_int, metavar="N",
                    help="tune only the N kernels with the largest share of the network's time (default: all)")
     p.add_argument("--tracker", help="RPC tracker HOST:PORT (host target: default is an embedded private device)")
     p.add_argument("--key", help="device key at the tracker (default: the target's rpc_key)")
     add_input_size(p)
-    p.add_argument("--input-shape", nargs="+", type=int, metavar="D", help="input shape for --onnx")
+    add_input_shape(p, "full input shape for --onnx")
     p.add_argument("--no-baseline", action="store_true", help="skip measuring the untuned kernels (speedup column)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=run_tune)
@@ -33,10 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_tune(args: argparse.Namespace) -> int:
     from hwface.tune.tuner import tune
 
+    check_network_source(args)
     report = tune(
         model=args.model, onnx_path=args.onnx, target=args.target, trials=args.trials,
         trials_per_kernel=args.trials_per_kernel, tracker=args.tracker, key=args.key,
-        input_size=input_size(args), input_shape=tuple(args.input_shape) if args.input_shape else None,
+        input_size=input_size(args), input_shape=input_shape(args),
         measure_baseline=not args.no_baseline, top_kernels=args.top_kernels,
     )
     if args.format == "json":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,12 @@ class ArtifactError(HwfaceError):
 class Manifest:
     """What an artifact is, where it came from and what it expects.
 
-    Shapes are lists of ints; ``so_sha256`` is the hex digest of ``model.so``.
+    Shapes are lists of ints (-1 for a dimension known only at run time);
+    ``so_sha256`` is the hex digest of ``model.so``. ``outputs`` lists every
+    output of ``main`` in order (``name``, ``shape``, ``dtype``; the ONNX
+    graph's output names); ``output`` is the first one without its name, as
+    manifests had it before ``outputs`` (an older manifest has no ``outputs``:
+    :attr:`output_specs` stands in).
     """
 
     hwface_version: str
@@ -48,7 +53,13 @@ class Manifest:
     so: str = SO_NAME
     kernels: int = 0
     tuned_kernels: int = 0
+    outputs: list[dict[str, Any]] = field(default_factory=list)
     created_utc: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    @property
+    def output_specs(self) -> list[dict[str, Any]]:
+        """Every output's ``name`` (None in older manifests), ``shape`` and ``dtype``, in order."""
+        return self.outputs or [{"name": None, **self.output}]
 
     def write(self, directory: Path) -> Path:
         path = directory / MANIFEST_NAME
@@ -60,11 +71,69 @@ class Manifest:
         path = directory / MANIFEST_NAME
         try:
             data = json.loads(path.read_text())
-            return cls(**data)
         except FileNotFoundError:
             raise ArtifactError(f"{directory} is not an artifact directory: no {MANIFEST_NAME}") from None
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise ArtifactError(f"{path} is malformed: {exc}") from None
+        except OSError as exc:
+            raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ArtifactError(f"{path} is malformed: not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{path} is malformed: not JSON ({exc})") from None
+        problem = manifest_problem(data)
+        if problem:
+            raise ArtifactError(f"{path} is malformed: {problem}")
+        return cls(**data)
+
+
+_STRINGS = ("hwface_version", "tvm_version", "target_name", "so_sha256", "onnx", "so")
+
+
+def _tensor_problem(what: str, t: Any, named: bool) -> str | None:
+    if not isinstance(t, dict):
+        return f"{what} is not an object"
+    if named and not isinstance(t.get("name"), (str, type(None))):
+        return f"{what}.name is not a string"
+    shape = t.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        return f"{what}.shape is not a list of integers"
+    if not isinstance(t.get("dtype"), str):
+        return f"{what}.dtype is not a string"
+    return None
+
+
+def manifest_problem(data: Any) -> str | None:
+    """What is wrong with a manifest's parsed JSON (the first problem found), or None.
+
+    Checks the fields a loader reads: they are present and known, have the
+    right types, and ``so`` / ``onnx`` name files inside the artifact directory.
+    """
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__}"
+    required = [f.name for f in fields(Manifest) if f.default is MISSING and f.default_factory is MISSING]
+    missing = [k for k in required if k not in data]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    unknown = sorted(set(data) - {f.name for f in fields(Manifest)})
+    if unknown:
+        return f"unknown field(s) {', '.join(unknown)} (made by a newer hwface?)"
+    bad = [k for k in _STRINGS if k in data and not isinstance(data[k], str)]
+    if bad:
+        return f"field(s) {', '.join(bad)} must be strings"
+    for k in ("so", "onnx"):
+        if k in data and (not data[k] or Path(data[k]).name != data[k] or data[k] in (".", "..")):
+            return f"{k} must be a file name inside the artifact directory, got {data[k]!r}"
+    outputs = data.get("outputs", [])
+    if not isinstance(outputs, list):
+        return "outputs is not a list"
+    checks = [("input", data["input"], True), ("output", data["output"], False)]
+    checks += [(f"outputs[{i}]", t, True) for i, t in enumerate(outputs)]
+    for what, t, named in checks:
+        problem = _tensor_problem(what, t, named)
+        if problem:
+            return problem
+    if not isinstance(data["input"].get("name"), str):
+        return "input.name is not a string"
+    return None
 
 
 @dataclass(frozen=True)
@@ -116,6 +185,52 @@ def load_artifact(directory: str | Path) -> Artifact:
     return Artifact(directory, manifest)
 
 
+def _dims(tensor_type) -> list[int]:
+    """Static dims as ints, -1 for a dim known only at run time (or all of them when only the rank is)."""
+    from tvm import tirx
+
+    shape = getattr(tensor_type, "shape", None)
+    values = getattr(shape, "values", None)
+    if values is None:
+        return [-1] * max(int(getattr(tensor_type, "ndim", -1)), 0)
+    return [int(d) if isinstance(d, tirx.IntImm) else -1 for d in values]
+
+
+def output_specs(ret_type, names: list[str]) -> list[dict[str, Any]]:
+    """``name``, ``shape`` and ``dtype`` of every output of a Relax ``main`` (a tensor or a tuple of tensors).
+
+    Parameters
+    ----------
+    ret_type : tvm.relax.TensorType or tvm.ir.TupleType
+        ``main``'s return type.
+    names : list of str
+        The ONNX graph's output names, in order (the importer keeps it).
+
+    Raises
+    ------
+    HwfaceError
+        An output that is not a tensor (a nested tuple, a shape, an object).
+    """
+    fields_ = list(ret_type.fields) if hasattr(ret_type, "fields") else [ret_type]
+    specs = []
+    for i, t in enumerate(fields_):
+        name = names[i] if i < len(names) else f"output{i}"
+        if not hasattr(t, "dtype") or hasattr(t, "fields"):
+            raise HwfaceError(f"output {i} ({name}) of this model is not a tensor ({t}): "
+                              "hwface deploys tensor outputs only")
+        specs.append({"name": name, "shape": _dims(t), "dtype": str(t.dtype)})
+    if not specs:
+        raise HwfaceError("this model has no outputs")
+    return specs
+
+
+def numpy_outputs(value) -> tuple:
+    """A VM ``main`` result (one tensor or a tuple of them, local or remote) as a tuple of numpy arrays."""
+    if hasattr(value, "numpy"):
+        return (value.numpy(),)
+    return tuple(v for item in value for v in numpy_outputs(item))
+
+
 def compile_artifact(
     out_dir: str | Path,
     target: str = "host",
@@ -164,7 +279,10 @@ def compile_artifact(
     spec = load_target(target)
     spec.linker()  # fail before any work when the cross compiler is missing
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactError(f"cannot create the artifact directory {out}: {exc.strerror or exc}") from None
     say(f"exporting {model} to ONNX" if model else f"cleaning {onnx_path} (static shapes, folded constants)")
     network = load_network(model, onnx_path, input_size, input_shape, onnx_out=out / ONNX_NAME)
     inp = network.input
@@ -180,7 +298,7 @@ def compile_artifact(
     say(f"building {len(kernels)} kernels for {spec.name}")
     executable = build(fused, spec, database=database, progress=say)
     so = export_so(executable, out / SO_NAME, spec)
-    ret = fused["main"].ret_ty
+    outputs = output_specs(fused["main"].ret_ty, [o.name for o in network.onnx_model.graph.output])
     manifest = Manifest(
         hwface_version=hwface.__version__,
         tvm_version=tvm.__version__,
@@ -188,7 +306,8 @@ def compile_artifact(
         target=spec.target,
         host=spec.host,
         input={"name": inp.name, "shape": list(inp.shape), "dtype": inp.dtype},
-        output={"shape": [int(d) for d in ret.shape], "dtype": str(ret.dtype)},
+        output={k: v for k, v in outputs[0].items() if k != "name"},
+        outputs=outputs,
         preprocessing=ZOO_PREPROCESSING if model is not None else None,
         tuning_db_hash=tuning_db_hash if database is not None else None,
         so_sha256=sha256_file(so),

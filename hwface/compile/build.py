@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from hwface.compile.slice_views import alias_channel_slices, kernel_called, uses_views
+from hwface.errors import HwfaceError
 from hwface.targets import NDK, TargetSpec
 
 
@@ -91,20 +92,50 @@ def build(mod, spec: TargetSpec, database=None, progress: Callable[[str], None] 
     return tvm.compile(mod, target=target, relax_pipeline=relax_pipeline(target, progress))
 
 
+class LinkError(HwfaceError):
+    """The compiler that links a ``.so`` for the device failed."""
+
+
+def linker_error_line(message: str) -> str | None:
+    """The compiler's own first error line in a TVM link failure message, else its first line; None if empty.
+
+    TVM's ``cc`` / ``ndk`` helpers raise ``RuntimeError("Compilation error:\n<output>[\nCommand line: ...]")``.
+    """
+    lines = [line.strip() for line in message.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("Compilation error:", "Command line:"))]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [None])[0]
+
+
 def export_so(executable, path: str | Path, spec: TargetSpec) -> Path:
     """Link ``executable`` into a shared object for the target's OS and architecture.
 
     Uses the host's compiler for the host target, ``$TVM_NDK_CC`` for Android
     targets and the target's cross compiler otherwise (checked before calling).
+
+    Raises
+    ------
+    LinkError
+        The compiler failed: its first error line (or that it printed nothing).
     """
     from tvm.support import cc, ndk
 
     path = Path(path)
     linker = spec.linker()
-    if linker is None:
-        executable.export_library(str(path))
-    elif spec.cross_compiler == NDK:
-        executable.export_library(str(path), fcompile=ndk.create_shared)
-    else:
-        executable.export_library(str(path), fcompile=cc.cross_compiler(linker))
+    try:
+        if linker is None:
+            executable.export_library(str(path))
+        elif spec.cross_compiler == NDK:
+            executable.export_library(str(path), fcompile=ndk.create_shared)
+        else:
+            executable.export_library(str(path), fcompile=cc.cross_compiler(linker))
+    except (RuntimeError, OSError) as exc:
+        # TVM's cc/ndk raise RuntimeError("Compilation error: ...") when the compiler fails, and
+        # subprocess an OSError when it cannot start; anything else is not the compiler's doing
+        if isinstance(exc, RuntimeError) and not str(exc).lstrip().startswith("Compilation error"):
+            raise
+        what = linker or "the host's C++ compiler"
+        first = linker_error_line(str(exc)) if isinstance(exc, RuntimeError) else (exc.strerror or str(exc))
+        raise LinkError(f"linking {path.name} for {spec.name} with {what} failed: "
+                        f"{first or 'it exited with an error and printed nothing'}") from None
     return path

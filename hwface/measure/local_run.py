@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwface.compile.artifact import Artifact, load_artifact
+from hwface.compile.artifact import Artifact, load_artifact, numpy_outputs
 from hwface.compile.elf import elf_machine, host_machine
 from hwface.errors import HwfaceError
 from hwface.measure.threads import use_all_cores
@@ -16,12 +16,17 @@ from hwface.measure.timing import LatencyStats, time_vm_main
 
 @dataclass(frozen=True)
 class RunResult:
-    """Output of one run and the latency of repeated runs (None when not timed)."""
+    """Outputs of one run (in the manifest's order) and the latency of repeated runs (None when not timed)."""
 
-    output: np.ndarray
+    outputs: tuple[np.ndarray, ...]
     latency: LatencyStats | None
     device: str
     emulated: bool = False
+
+    @property
+    def output(self) -> np.ndarray:
+        """The first output (the embedding of a zoo network)."""
+        return self.outputs[0]
 
 
 def load_input(artifact: Artifact, path: str | Path | None, seed: int = 0) -> np.ndarray:
@@ -33,18 +38,26 @@ def load_input(artifact: Artifact, path: str | Path | None, seed: int = 0) -> np
     if path is None:
         return example_input(shape, seed).astype(dtype)
     try:
-        x = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise HwfaceError(f"cannot read input {path}: {exc}") from None
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise HwfaceError(f"input {path} is not a .npy file (numpy.save writes one)")
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise HwfaceError(f"cannot read input {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not isinstance(x, np.ndarray):
+        raise HwfaceError(f"input {path} holds no array")
     if tuple(x.shape) != shape:
         raise HwfaceError(f"input {path} has shape {x.shape}, the artifact expects {shape}")
     return x.astype(dtype)
 
 
-def output_summary(y: np.ndarray) -> dict:
-    """Shape, norm and first values of an output, for printing."""
+def output_summary(y: np.ndarray, name: str | None = None) -> dict:
+    """Name, shape, norm and first values of an output, for printing."""
     flat = y.reshape(-1)
+    if flat.size == 0:
+        return {"name": name, "shape": list(y.shape), "l2_norm": 0.0, "min": None, "max": None, "first": []}
     return {
+        "name": name,
         "shape": list(y.shape),
         "l2_norm": float(np.linalg.norm(flat)),
         "min": float(flat.min()),
@@ -76,6 +89,6 @@ def run_local(artifact_dir: str | Path, input_path: str | Path | None = None, ti
     dev = tvm.cpu()
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(artifact.so_path)), dev)
     arg = tvm.runtime.tensor(x, dev)
-    y = vm["main"](arg).numpy()
+    outputs = numpy_outputs(vm["main"](arg))
     latency = time_vm_main(vm, dev, [arg]) if timed else None
-    return RunResult(output=y, latency=latency, device=f"local {host_machine()}")
+    return RunResult(outputs=outputs, latency=latency, device=f"local {host_machine()}")

@@ -26,10 +26,37 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that is free on ``host`` right now (the kernel picks it)."""
+    """A TCP port that is free on ``host`` right now (the kernel picks it).
+
+    Raises
+    ------
+    HwfaceError
+        ``host`` is not an address of this machine (or not an address at all).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, 0))
+        except OSError as exc:  # socket.gaierror included
+            raise HwfaceError(f"cannot bind {host!r}: {exc.strerror or exc}") from None
         return int(s.getsockname()[1])
+
+
+def log_error_line(tail: str) -> str:
+    """The line of a process log that says what went wrong: the first exception line, else the last line."""
+    import re
+
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    exc = re.compile(r"^[A-Za-z_][\w.]*([Ee]rror|Exception|Exit|Interrupt)\b(:|$)")
+    found = [line for line in lines if exc.match(line)]
+    return (found or lines or [""])[0 if found else -1]
+
+
+def _log_note(proc: ManagedProcess | None) -> str:
+    """``: <what went wrong> (log <path>)`` for one-line errors about ``proc``; '' without a log."""
+    tail = proc.log_tail() if proc is not None else ""
+    if not tail:
+        return ""
+    return f": {log_error_line(tail)} (log {proc.log_path})"
 
 
 def warn_if_exposed(host: str, what: str) -> bool:
@@ -190,14 +217,9 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str,
         if predicate():
             return
         if proc is not None and not proc.alive():
-            tail = proc.log_tail()
-            raise HwfaceError(
-                f"{what}: process exited with code {proc.popen.returncode}"
-                + (f"; last log lines:\n{tail}" if tail else "")
-            )
+            raise HwfaceError(f"{what}: process exited with code {proc.popen.returncode}{_log_note(proc)}")
         if time.monotonic() > deadline:
-            tail = proc.log_tail() if proc is not None else ""
-            raise HwfaceError(f"{what}: not ready after {timeout_s:g} s" + (f"; last log lines:\n{tail}" if tail else ""))
+            raise HwfaceError(f"{what}: not ready after {timeout_s:g} s{_log_note(proc)}")
         time.sleep(poll_s)
 
 
@@ -217,8 +239,7 @@ def run_foreground(procs: Sequence[ManagedProcess]) -> int:
         while all(p.alive() for p in procs):
             time.sleep(0.2)
         dead = next(p for p in procs if not p.alive())
-        tail = dead.log_tail()
-        raise HwfaceError(f"{dead.cmd[0]} exited with code {dead.popen.returncode}" + (f":\n{tail}" if tail else ""))
+        raise HwfaceError(f"{dead.cmd[0]} exited with code {dead.popen.returncode}{_log_note(dead)}")
     except KeyboardInterrupt:
         code = 0
     finally:

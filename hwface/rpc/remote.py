@@ -26,7 +26,8 @@ class RemoteRunResult:
 
     Attributes
     ----------
-    output : numpy.ndarray
+    outputs : tuple of numpy.ndarray
+        Every output of ``main``, in the manifest's order (:attr:`output`: the first).
     latency : hwface.measure.timing.LatencyStats or None
         End-to-end latency (microseconds); None on an emulated device or when not timed.
     device : str
@@ -37,11 +38,16 @@ class RemoteRunResult:
         What the device server says about itself (machine, TVM version, ...).
     """
 
-    output: np.ndarray
+    outputs: tuple[np.ndarray, ...]
     latency: Any
     device: str
     emulated: bool = False
     device_info: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def output(self) -> np.ndarray:
+        """The first output (the embedding of a zoo network)."""
+        return self.outputs[0]
 
 
 def call_with_deadline(fn: Callable[[], T], timeout_s: float, what: str) -> T:
@@ -164,13 +170,14 @@ def run_remote(artifact_dir: str | Path, tracker: str, key: str | None = None,
             left(), f"running {artifact.so_path.name} on device {session.name}")
     finally:
         session.sess = None  # drop the session so that the server is free again
-    return RemoteRunResult(output=out, latency=latency, device=session.name, emulated=emulated, device_info=info)
+    return RemoteRunResult(outputs=out, latency=latency, device=session.name, emulated=emulated, device_info=info)
 
 
 def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bool):
     import tvm
     from tvm import relax
 
+    from hwface.compile.artifact import numpy_outputs
     from hwface.measure.timing import time_vm_main
 
     sess = session.sess
@@ -191,10 +198,10 @@ def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bo
         dev = sess.cpu()
         vm = relax.VirtualMachine(lib, dev)
         arg = tvm.runtime.tensor(x, dev)
-        y = vm["main"](arg)
-        if not hasattr(y, "numpy"):  # a tuple of outputs: the first is the embedding
-            y = y[0]
-        out = y.numpy()
+        # set_input / invoke_stateful / get_outputs: a tuple of outputs cannot cross RPC as one value
+        vm.set_input("main", arg)
+        vm.invoke_stateful("main")
+        out = numpy_outputs(vm.get_outputs("main"))
         latency = time_vm_main(vm, dev, [arg]) if timed else None
     except Exception as exc:
         msg = _first_line(exc)

@@ -282,6 +282,8 @@ def tune(
         raise HwfaceError("--trials must be at least 1")
     if top_kernels is not None and top_kernels < 1:
         raise HwfaceError("--top-kernels must be at least 1")
+    if trials_per_kernel is not None and trials_per_kernel < 1:
+        raise HwfaceError("--trials-per-kernel must be at least 1")
     spec = load_target(target)
     spec.linker()
     if key:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from hwface.compile import compile_artifact
+from hwface.errors import HwfaceError
 from hwface.targets import load_target
 from hwface.tune import logs
 from hwface.tune.tuner import heaviest_kernels, tune
-from tests.conftest import assert_one_line_error
 
 
 def test_tune_records_and_reports(tiny_a, tuning_logs, cli):
@@ -110,4 +112,8 @@ def test_tune_cli_json_keeps_progress_on_stderr(tiny_a, tuning_logs, cli_proc):
 
 
 def test_top_kernels_must_be_positive(tiny_a, tuning_logs, cli):
-    assert_one_line_error(cli("tune", "--onnx", tiny_a, "--top-kernels", "0"), "--top-kernels")
+    res = cli("tune", "--onnx", tiny_a, "--top-kernels", "0")  # refused by the parser (usage, then the error)
+    assert res.code == 2 and "argument --top-kernels: must be at least 1" in res.err.splitlines()[-1]
+    for bad in ({"top_kernels": 0}, {"trials_per_kernel": 0}, {"trials": 0}):  # and by the typed API
+        with pytest.raises(HwfaceError, match="must be at least 1"):
+            tune(onnx_path=tiny_a, show_progress=False, **bad)
