@@ -11,7 +11,7 @@ from hwface.latency.key import LayerKey
 from hwface.latency.store import EmulatedMeasurement, LatencyStore, db_path
 from hwface.targets import load_target
 from tests.conftest import assert_one_line_error
-from tests.latency.conftest import latency_db, tiny_onnx  # noqa: F401  (fixtures)
+from tests.latency.conftest import tiny_onnx  # noqa: F401  (fixture; latency_db is in tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
