@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -129,11 +129,6 @@ class KernelLookup:
             return [cache.get(k) or fresh[k] for k in keys]
         return [cache[k] for k in keys]
 
-    def kernels(self, kernels: Iterable[tuple[str, int]]):
-        """A network given its distinct kernels ``(key, calls)``: see :func:`~hwface.latency.estimate.estimate_network`."""
-        from hwface.latency.estimate import estimate_network
-
-        return estimate_network(kernels, self)
 
 
 def resolve_fingerprint(spec, fingerprint: str | None = None) -> str:
