@@ -52,6 +52,24 @@ def _register_device_info():
         return json.dumps(info)
 
 
+def _wait_for_tracker(addr, timeout_s=60.0):
+    """Return once the tracker at ``addr`` accepts connections (at most ``timeout_s`` s).
+
+    TVM's server retries a tracker that is not up yet only every 5 s; started
+    beside its tracker, it would register seconds after the tracker is ready.
+    """
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(addr, timeout=1.0).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -74,6 +92,7 @@ def main(argv=None):
     if args.tracker:
         host, port = args.tracker.rsplit(":", 1)
         tracker_addr = (host, int(port))
+        _wait_for_tracker(tracker_addr)
     server = rpc.Server(
         args.host, args.port, args.port_end, key=args.key, tracker_addr=tracker_addr,
         load_library=args.load_library, custom_addr=args.custom_addr, silent=args.silent,

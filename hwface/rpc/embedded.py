@@ -92,8 +92,7 @@ def embedded_device(key: str = "host", n_servers: int = 1, log_dir: Path | None 
                 p.wait_ready()
             yield DeviceEndpoint(procs.LOOPBACK, tracker.port, key)
     finally:
-        for p in reversed(started):
-            p.stop()
+        procs.stop_all(started)
         if own_logs:
             shutil.rmtree(logs, ignore_errors=True)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from hwface.errors import HwfaceError
+from hwface.rpc import procs
 
 SUITE = "bookworm"  # Debian release whose python3.11 matches the cp311 tvm-ffi wheel
 ARCH = "arm64"
@@ -408,7 +409,6 @@ def emulated_device(key: str = DEFAULT_KEY, tracker: str | None = None, log_dir:
             host, port = parse_tracker(tracker)
             yield DeviceEndpoint(host, port, key, emulated=True)
     finally:
-        for p in reversed(started):
-            p.stop()
+        procs.stop_all(started)
         if log_dir is None:
             shutil.rmtree(logs, ignore_errors=True)

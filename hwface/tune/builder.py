@@ -25,11 +25,19 @@ BUILD_TIMEOUT_S = 60.0
 
 
 def build_and_export(f_export, mod_and_target) -> str:
-    """Compile one candidate with MetaSchedule's default build and link it with ``f_export`` (runs in a worker)."""
-    from tvm.s_tir.meta_schedule.builder.local_builder import default_build
+    """Compile one candidate as MetaSchedule's default build does and link it with ``f_export`` (runs in a worker).
+
+    MetaSchedule's ``default_build`` first imports ``tvm.s_tir.tensor_intrin``,
+    which parses some 250 TVMScript intrinsics (CUDA's among them) and takes a
+    new worker 12-20 s, longer than the build timeout on a loaded machine. A
+    candidate arrives already scheduled (any tensorized block is inlined), so
+    building it needs no intrinsic table.
+    """
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     mod, target = mod_and_target
-    return f_export(default_build(mod, target, None))
+    return f_export(tvm_build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target))
 
 
 @derived_object

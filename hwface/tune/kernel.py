@@ -21,10 +21,8 @@ from typing import Any, Mapping
 
 # Tuned candidates per kernel in the sampler's tuned regime (the shipped rows used this).
 DEFAULT_TRIALS = 8
-# A small budget gains nothing from a large evolutionary population; this keeps
-# the search (which runs on the host, between measurements) in proportion.
-POPULATION_PER_TRIAL = 16
-MIN_POPULATION = 64
+# Evolution rounds of the search: a small budget gains nothing from more.
+GENETIC_ITERS = 2
 
 
 @dataclass(frozen=True)
@@ -52,14 +50,6 @@ class TunedKernel:
     default_is_best: bool
 
 
-def _search_strategy(trials: int):
-    from tvm.s_tir import meta_schedule as ms
-
-    population = max(MIN_POPULATION, POPULATION_PER_TRIAL * trials)
-    return ms.search_strategy.EvolutionarySearch(population_size=population, init_min_unmeasured=population // 2,
-                                                 genetic_num_iters=2)
-
-
 def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: int = 0) -> dict[str, TunedKernel]:
     """Tune each PrimFunc with ``trials`` MetaSchedule candidates on the device at ``endpoint``.
 
@@ -85,8 +75,10 @@ def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: in
 
     from hwface.errors import HwfaceError
     from hwface.rpc.devices import devices_under
+    from hwface.tune.intrinsics import register_cpu_intrinsics
     from hwface.tune.logs import best_seconds, record_counts
-    from hwface.tune.tuner import make_builder, make_runner, measure_default, meta_schedule_logging, search_threads
+    from hwface.tune.tuner import (make_builder, make_runner, measure_default, meta_schedule_logging, search_strategy,
+                                   search_threads)
 
     if trials < 1:
         raise HwfaceError("the tuned regime needs at least 1 trial per kernel")
@@ -101,11 +93,12 @@ def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: in
         database = ms.database.MemoryDatabase()
         default_us = measure_default(mods, spec, builder, runner, database)
 
+        register_cpu_intrinsics()
         with meta_schedule_logging():
             contexts = [
                 ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
-                               search_strategy=_search_strategy(trials), task_name=name, rand_state=seed + i,
-                               num_threads=search_threads(spec)).clone()
+                               search_strategy=search_strategy(trials, GENETIC_ITERS), task_name=name,
+                               rand_state=seed + i, num_threads=search_threads(spec)).clone()
                 for i, (name, mod) in enumerate(zip(names, mods))
             ]
             ms.tune.tune_tasks(

@@ -30,6 +30,14 @@ MAX_TRIALS_PER_ITER = 64
 TASK_SCHEDULER = "round-robin"
 # Seconds a measurement waits for a free device before it counts as failed.
 SESSION_WAIT_S = 30.0
+# Evolutionary-search population per tuned candidate of a kernel, within bounds.
+# A small per-kernel budget gains nothing from MetaSchedule's default population
+# of 512 (the search runs on the host between measurements: with 2 trials per
+# kernel it took 26 of a tiny network's 49 s of tuning); a budget of 32 or more
+# gets the default.
+POPULATION_PER_TRIAL = 16
+MIN_POPULATION = 64
+MAX_POPULATION = 512
 
 
 @dataclass
@@ -158,6 +166,33 @@ def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, ex
         max_workers=max(1, devices),
     )
     return ExclusiveRunner(runner) if exclusive else runner
+
+
+def search_strategy(trials_per_kernel: int, genetic_num_iters: int = 4):
+    """MetaSchedule's evolutionary search with a population in proportion to the per-kernel budget."""
+    from tvm.s_tir import meta_schedule as ms
+
+    population = min(MAX_POPULATION, max(MIN_POPULATION, POPULATION_PER_TRIAL * trials_per_kernel))
+    return ms.search_strategy.EvolutionarySearch(population_size=population,
+                                                 init_min_unmeasured=min(50, population // 2),
+                                                 genetic_num_iters=genetic_num_iters)
+
+
+def tune_contexts(tasks, trials_per_kernel: int, spec, seed: int | None, work_dir: str):
+    """One MetaSchedule TuneContext per extracted task, each with its own :func:`search_strategy`; and the weights."""
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
+    from tvm.s_tir.meta_schedule.utils import fork_seed
+
+    from hwface.tune.intrinsics import register_cpu_intrinsics
+
+    register_cpu_intrinsics()
+    loggers = get_loggers_from_work_dir(work_dir, [t.task_name for t in tasks])
+    contexts = [ms.TuneContext(mod=t.dispatched[0], target=t.target, space_generator="post-order-apply",
+                               search_strategy=search_strategy(trials_per_kernel), task_name=t.task_name,
+                               logger=logger, rand_state=rand_state, num_threads=search_threads(spec)).clone()
+                for t, logger, rand_state in zip(tasks, loggers, fork_seed(seed, n=len(tasks)))]
+    return contexts, [t.weight for t in tasks]
 
 
 def search_threads(spec) -> int:
@@ -320,10 +355,8 @@ def tune(
         stopped = None
         if todo:
             with meta_schedule_logging():
-                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                    [tasks[i] for i in todo], work_dir=tempfile.mkdtemp(prefix="hwface-tune-"), seed=seed,
-                    num_threads=search_threads(spec),
-                )
+                contexts, weights = tune_contexts([tasks[i] for i in todo], per_kernel, spec, seed,
+                                                  tempfile.mkdtemp(prefix="hwface-tune-"))
                 previous = signal.signal(signal.SIGINT, progress.request_stop)
                 try:
                     with progress:
