@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SYSDEPS := g++-aarch64-linux-gnu qemu-user-static debootstrap openssh-server binutils
 PYTEST_ARGS ?=
 
-.PHONY: test test-planner demo venv sysdeps clean
+.PHONY: test test-zoo test-planner demo venv sysdeps clean
 
 venv: $(STAMP)
 
@@ -49,3 +49,7 @@ clean:
 # The kernel planner against the real pipeline on all 83 specs (zoo, 50 seeds, crafted): about 30 min on 2 cores.
 test-planner: venv
 	HWFACE_PLAN_AGREEMENT=all $(PY) -m pytest tests/nas/test_plan.py
+
+# Every zoo network through compile-vs-PyTorch and the kernel-key checks (make test sweeps tests/zoo_sweep.py's subset).
+test-zoo: venv sysdeps
+	HWFACE_ZOO_SWEEP=all $(PY) -m pytest tests/compile/test_compile.py tests/latency/test_zoo_kernels.py

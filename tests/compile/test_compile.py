@@ -15,11 +15,12 @@ from hwface.compile.artifact import ArtifactError
 from hwface.compile.elf import elf_machine
 from hwface.export import outputs_match
 from hwface.measure.local_run import load_input, run_local
-from hwface.models import create_model, list_models
+from hwface.models import create_model
 from tests.conftest import assert_one_line_error
+from tests.zoo_sweep import swept_models
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", swept_models())
 def test_host_artifact_matches_pytorch(name, tmp_path):
     art = compile_artifact(tmp_path / name, target="host", model=name)
     m = art.manifest

@@ -13,7 +13,7 @@ import pytest
 
 from hwface.latency.kernels import KernelCall, OnnxNode
 from hwface.latency.key import layer_key
-from hwface.models import list_models
+from tests.zoo_sweep import swept_models
 
 # A kernel is one layer plus what FuseOps fused into it (bias, activation, residual add,
 # a following split): a handful of modules. The whole-network cones of issue 13 had 56 and 259.
@@ -77,7 +77,7 @@ def _convex(own: list[OnnxNode], consumers: dict[str, list[OnnxNode]]) -> bool:
     return not any(reached & set(n.inputs) for n in own)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", swept_models())
 def test_kernels_cover_a_few_neighbouring_modules(name):
     """Each kernel computes a handful of modules, in one convex and connected piece; no node twice."""
     z = zoo_kernels(name)
@@ -92,7 +92,7 @@ def test_kernels_cover_a_few_neighbouring_modules(name):
                 f"{name}: {n.name} is in kernels {owner[n.name]} and {c.index}"
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", swept_models())
 def test_conv_keys_agree_with_their_relax_convolutions(name):
     """Kernel, stride, padding, groups: the conv2d's own, consistent with its weight, shapes and ONNX node."""
     for c in zoo_kernels(name).calls:
