@@ -26,6 +26,25 @@ def _spec_with_blocks(n_blocks: int, seed: int = 0):
             return spec
 
 
+def _distinct_specs(n_blocks: int, count: int, seed: int = 1) -> list:
+    """``count`` different specs of ``n_blocks`` blocks: one parent and its one-block mutations."""
+    import random
+
+    from hwface.nas.search import mutate
+    from hwface.nas.space import DEFAULT_SPACE
+
+    rng = random.Random(seed)
+    seen, out = set(), []
+    parent = _spec_with_blocks(n_blocks, seed)
+    while len(out) < count:
+        child = mutate(parent, DEFAULT_SPACE, rng)
+        if child.n_blocks == n_blocks and child not in seen:
+            seen.add(child)
+            out.append(child)
+            parent = child
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--target", default="host")
@@ -54,8 +73,13 @@ def main(argv=None) -> int:
     cold0 = time.perf_counter()
     est = model.network(spec)
     cold = time.perf_counter() - cold0
-    for name, fn in (("plan_kernels", lambda: plan_kernels(spec, model.spec)), ("network(spec)",
-                                                                                 lambda: model.network(spec))):
+    fresh = _distinct_specs(20, 2000)
+    for s in fresh:  # predictions of their kernels cached; each spec is planned anew below
+        model.lookup.layers([k for k, _ in plan_kernels(s, model.spec)])
+    fresh_iter = iter(fresh)
+    for name, fn in (("plan_kernels", lambda: plan_kernels(spec, model.spec)),
+                     ("network(spec), the same spec (plan remembered)", lambda: model.network(spec)),
+                     ("network(spec), a new spec each call (planned)", lambda: model.network(next(fresh_iter)))):
         times = []
         for _ in range(2000):
             t0 = time.perf_counter()

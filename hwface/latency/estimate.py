@@ -14,11 +14,14 @@ Every kernel says where its number came from.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Iterable
 
 import numpy as np
 
+SUMMARY_FIELDS = ("total_us", "low_us", "high_us", "kernel_sum_us", "overhead_us", "kernel_calls",
+                  "measured_kernels", "predicted_kernels")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,11 @@ class KernelEstimate:
 
 @dataclass(frozen=True)
 class NetworkEstimate:
-    """A network's estimated latency (microseconds) with its per-kernel breakdown."""
+    """A network's estimated latency (microseconds) with its per-kernel breakdown.
+
+    The breakdown (:attr:`kernels`) is built from the kernel answers the first
+    time it is read: a search that reads only totals never pays for it.
+    """
 
     total_us: float
     low_us: float
@@ -46,11 +53,26 @@ class NetworkEstimate:
     kernel_calls: int
     measured_kernels: int
     predicted_kernels: int
-    kernels: list[KernelEstimate]
+    answers: Any = field(repr=False, compare=False)  # LayerAnswers of the distinct kernels
+    calls: np.ndarray = field(repr=False, compare=False)  # calls of each distinct kernel
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**{k: v for k, v in asdict(self).items() if k != "kernels"},
-                "kernels": [asdict(k) for k in self.kernels]}
+    @cached_property
+    def kernels(self) -> list[KernelEstimate]:
+        a = self.answers
+        return [KernelEstimate(k, k.split("|", 1)[0].removeprefix("op="), n, v, lo, hi, a.source(i))
+                for i, (k, n, v, lo, hi) in enumerate(zip(a.keys, self.calls.tolist(), a.latency_us.tolist(),
+                                                          a.low_us.tolist(), a.high_us.tolist()))]
+
+    def summary(self) -> dict[str, Any]:
+        """The totals without the breakdown."""
+        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
+
+    def to_dict(self, breakdown: bool = True) -> dict[str, Any]:
+        """:meth:`summary` and, unless ``breakdown`` is False, ``kernels`` as a list of dicts."""
+        out = self.summary()
+        if breakdown:
+            out["kernels"] = [asdict(k) for k in self.kernels]
+        return out
 
 
 def estimate_network(kernels: Iterable[tuple[str, int]], lookup) -> NetworkEstimate:
@@ -63,27 +85,26 @@ def estimate_network(kernels: Iterable[tuple[str, int]], lookup) -> NetworkEstim
         Measured-first kernel answers and the predictor whose overhead fit applies
         (:class:`hwface.latency.lookup.KernelLookup`).
     """
-    items = [(k, int(n)) for k, n in kernels]
+    items = list(kernels)
     ans = lookup.layers([k for k, _ in items])
-    out = [KernelEstimate(k, k.split("|", 1)[0].removeprefix("op="), n, float(v), float(lo), float(hi),
-                          "measured" if m else "predicted")
-           for (k, n), v, lo, hi, m in zip(items, ans.latency_us, ans.low_us, ans.high_us, ans.measured)]
-    n = np.array([c for _, c in items], dtype=float)
+    n = np.fromiter((c for _, c in items), dtype=np.int64, count=len(items))
     overhead = lookup.predictor.overhead
     calls = int(n.sum())
     spent = ans.latency_us * n
     ksum = float(spent.sum())
     over = overhead.of(calls)
     total = ksum + over
-    low = np.maximum(ans.low_us, ans.latency_us * 1e-3)  # a zero p10 would make the log infinite
-    down = float(np.sqrt(np.sum((spent * np.log(ans.latency_us / low)) ** 2))) / total if items else 0.0
-    up = float(np.sqrt(np.sum((spent * np.log(ans.high_us / ans.latency_us)) ** 2))) / total if items else 0.0
+    down = up = 0.0
+    if items:
+        low = np.maximum(ans.low_us, ans.latency_us * 1e-3)  # a zero p10 would make the log infinite
+        down = float(np.sqrt(np.sum((spent * np.log(ans.latency_us / low)) ** 2))) / total
+        up = float(np.sqrt(np.sum((spent * np.log(ans.high_us / ans.latency_us)) ** 2))) / total
     measured = int(ans.measured.sum())
     return NetworkEstimate(
         total_us=total, low_us=total * max(0.0, 1.0 - float(np.hypot(down, min(0.0, overhead.rel_p10)))),
         high_us=total * (1.0 + float(np.hypot(up, max(0.0, overhead.rel_p90)))), kernel_sum_us=ksum,
         overhead_us=over, kernel_calls=calls, measured_kernels=measured, predicted_kernels=len(items) - measured,
-        kernels=out)
+        answers=ans, calls=n)
 
 
 def madds_baseline(train_madds, train_us):

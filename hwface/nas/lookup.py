@@ -18,6 +18,7 @@ One instance may serve many threads.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from hwface.latency.lookup import KernelLookup, LayerAnswers
 from hwface.nas.spec import ArchSpec
 
 Network = Union[ArchSpec, dict, str, Path]
+PLAN_CACHE = 4096  # planned specs remembered (about 10 KB each)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class LatencyModel:
         self.lookup = lookup
         self._kernels: dict[Any, tuple[str, list[tuple[str, int]]]] = {}
         self._lock = threading.Lock()
+        # a search revisits specs (parents, repeated queries): plan each once
+        self._planned = functools.lru_cache(maxsize=PLAN_CACHE)(lambda arch: _plan(arch, spec))
 
     @classmethod
     def load(cls, target: str = "host", regime: str = "default", fingerprint: str | None = None) -> "LatencyModel":
@@ -119,7 +123,7 @@ class LatencyModel:
         if isinstance(network, dict):
             network = ArchSpec.from_dict(network)
         if isinstance(network, ArchSpec):
-            return "arch", _plan(network, self.spec)
+            return "arch", self._planned(network)
         if isinstance(network, Path) or (isinstance(network, str) and network.endswith(".onnx")):
             path = Path(network).resolve()
             if not path.is_file():

@@ -45,6 +45,7 @@ def serve(app, host: str = "127.0.0.1", port: int = 0, on_ready: Callable[[str],
 
     sock = bind(host, port)
     actual = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                            http="httptools", loop="uvloop"))
     on_ready(f"http://{host if ':' not in host else f'[{host}]'}:{actual}")
     server.run(sockets=[sock])
