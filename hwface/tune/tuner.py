@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import sys
 import tempfile
 import time
 from contextlib import closing, contextmanager
@@ -238,13 +239,17 @@ def measure_default(mods, spec, builder, runner, database=None, commit: set[int]
         if b.error_msg is None:
             inputs.append(ms.runner.RunnerInput(b.artifact_path, "cpu", ms.arg_info.ArgInfo.from_prim_func(m["main"])))
             index.append(i)
+        else:
+            _warn_unmeasured(i, "did not build", b.error_msg)
     out: list[float | None] = [None] * len(mods)
     results = [future.result() for future in runner.run(inputs)]
     for b in built:  # what MetaSchedule's RemoveBuildArtifact callback does for tuned candidates
         if b.artifact_path is not None:
             remove_build_dir(b.artifact_path)
     for i, res in zip(index, results):
-        if res.error_msg is None and res.run_secs:
+        if res.error_msg is not None or not res.run_secs:
+            _warn_unmeasured(i, "did not run", res.error_msg or "no timings came back")
+        else:
             out[i] = 1e6 * sum(float(s) for s in res.run_secs) / len(res.run_secs)
             if database is not None and (commit is None or i in commit):
                 mod = mods[i]
@@ -255,6 +260,13 @@ def measure_default(mods, spec, builder, runner, database=None, commit: set[int]
                     ms.arg_info.ArgInfo.from_prim_func(mod["main"]),
                 ))
     return out
+
+
+def _warn_unmeasured(index: int, what: str, error: str) -> None:
+    """Say on stderr why a kernel's default schedule has no latency (its first error line)."""
+    first = next((line.strip() for line in error.splitlines() if line.strip()), "no message")
+    print(f"hwface: warning: the default schedule of kernel {index} {what}, so it has no untuned latency: {first}",
+          file=sys.stderr)
 
 
 def heaviest_kernels(weights: list[int], latencies_us: list[float | None], n: int) -> set[int]:

@@ -36,3 +36,14 @@ def test_a_build_past_the_timeout_is_a_failed_candidate_not_a_hang():
     with closing(PooledBuilder(partial(export_candidate, spec=spec), workers=1, timeout_s=0.01)) as builder:
         (res,) = builder.build([ms.builder.BuilderInput(_mods(1)[0], spec.tvm_target())])
     assert res.artifact_path is None and "timed out" in res.error_msg
+
+
+def test_a_default_schedule_that_does_not_build_says_why(capfd):
+    from hwface.tune.tuner import measure_default
+
+    spec = load_target("host")
+    with closing(PooledBuilder(partial(export_candidate, spec=spec), workers=1, timeout_s=0.01)) as builder:
+        out = measure_default(_mods(1), spec, builder, ms.runner.LocalRunner())
+    assert out == [None]
+    err = capfd.readouterr().err
+    assert "hwface: warning: the default schedule of kernel 0 did not build" in err and "timed out" in err
