@@ -30,8 +30,18 @@ COMMAND_MODULES = (
 EXIT_USER_ERROR = 2
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose refusals are one line (``hwface CMD: error: ...``, exit 2), not the usage block too.
+
+    Subcommand parsers inherit the class (``add_subparsers`` makes parsers of its parent's type).
+    """
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hwface",
         description="Hardware-aware compiler and latency models for lightweight face-recognition CNNs.",
     )

@@ -182,11 +182,12 @@ def test_bad_input_is_one_line(run_cli, files, args, fragments):
     ("profile --onnx x.onnx --input-shape 1 0 4 4", "argument --input-shape: every dimension must be at least 1"),
 ])
 def test_parser_refuses(cli, args, message):
-    """argparse's own refusal: usage, then ``hwface <command>: error: argument ...: ...``, exit 2."""
+    """argparse's own refusal: one line, ``hwface <command>: error: argument ...: ...``, exit 2."""
     res = cli(*args.split())
     assert res.code == 2 and "Traceback" not in res.err
-    last = res.err.strip().splitlines()[-1]
-    assert last.startswith(f"hwface {args.split()[0]}: error: ") and message in last, res.err
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"hwface {args.split()[0]}: error: ") and message in lines[0], \
+        res.err
 
 
 @pytest.mark.parametrize("command", ["compile", "profile", "tune"])

@@ -112,8 +112,8 @@ def test_tune_cli_json_keeps_progress_on_stderr(tiny_a, tuning_logs, cli_proc):
 
 
 def test_top_kernels_must_be_positive(tiny_a, tuning_logs, cli):
-    res = cli("tune", "--onnx", tiny_a, "--top-kernels", "0")  # refused by the parser (usage, then the error)
-    assert res.code == 2 and "argument --top-kernels: must be at least 1" in res.err.splitlines()[-1]
+    res = cli("tune", "--onnx", tiny_a, "--top-kernels", "0")  # refused by the parser, in one line
+    assert res.code == 2 and res.err.count("\n") == 1 and "argument --top-kernels: must be at least 1" in res.err
     for bad in ({"top_kernels": 0}, {"trials_per_kernel": 0}, {"trials": 0}):  # and by the typed API
         with pytest.raises(HwfaceError, match="must be at least 1"):
             tune(onnx_path=tiny_a, show_progress=False, **bad)
