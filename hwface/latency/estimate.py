@@ -14,14 +14,12 @@ Every kernel says where its number came from.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any, Iterable
 
 import numpy as np
 
-SUMMARY_FIELDS = ("total_us", "low_us", "high_us", "kernel_sum_us", "overhead_us", "kernel_calls",
-                  "measured_kernels", "predicted_kernels")
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,7 @@ class NetworkEstimate:
     kernel_calls: int
     measured_kernels: int
     predicted_kernels: int
+    # what the breakdown is built from; not part of the summary
     answers: Any = field(repr=False, compare=False)  # LayerAnswers of the distinct kernels
     calls: np.ndarray = field(repr=False, compare=False)  # calls of each distinct kernel
 
@@ -64,8 +63,8 @@ class NetworkEstimate:
                                                           a.low_us.tolist(), a.high_us.tolist()))]
 
     def summary(self) -> dict[str, Any]:
-        """The totals without the breakdown."""
-        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
+        """The totals without the breakdown (every field but ``answers`` and ``calls``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
 
     def to_dict(self, breakdown: bool = True) -> dict[str, Any]:
         """:meth:`summary` and, unless ``breakdown`` is False, ``kernels`` as a list of dicts."""
