@@ -3,9 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages: cross linker for linux-arm64, user-mode QEMU + debootstrap for the
+# Debian packages: cross linkers for linux-arm64 (g++) and Android (clang + lld), user-mode QEMU + debootstrap for the
 # emulated AArch64 device, OpenSSH server for the SSH bootstrap tests.
-SYSDEPS := g++-aarch64-linux-gnu qemu-user-static debootstrap openssh-server binutils
+SYSDEPS := g++-aarch64-linux-gnu clang lld qemu-user-static debootstrap openssh-server binutils
 PYTEST_ARGS ?=
 
 .PHONY: test test-zoo test-planner demo venv sysdeps clean

@@ -33,9 +33,14 @@ from hwface.errors import HwfaceError
 
 KINDS = ("cpu", "gpu")
 REQUIRED = ("description", "kind", "rpc_key", "target")
-OPTIONAL = ("tracker", "cross_compiler", "host", "emulated", "device")
+OPTIONAL = ("tracker", "cross_compiler", "host", "emulated", "device", "api_level")
 NDK = "ndk"
 NDK_ENV = "TVM_NDK_CC"
+DEFAULT_API_LEVEL = 28
+# Without the NDK, Android .so files link with LLVM's own tools: a TVM kernel library needs
+# no Android libc (its only undefined symbols are memcpy and the TVM runtime's, which the
+# process that loads it provides), so -nostdlib links it with no sysroot.
+CLANG, LLD = "clang", "ld.lld"
 
 
 class TargetError(HwfaceError):
@@ -44,6 +49,31 @@ class TargetError(HwfaceError):
 
 class CrossCompilerMissing(HwfaceError):
     """The compiler that links shared objects for a target is not installed."""
+
+
+@dataclass(frozen=True)
+class Linker:
+    """How the ``.so`` files of a target are linked.
+
+    Attributes
+    ----------
+    kind : str
+        ``"host"`` (this machine's C++ compiler), ``"cross"`` (the target's
+        cross compiler), ``"ndk"`` (``$TVM_NDK_CC``) or ``"clang-lld"``
+        (clang + lld for Android, no NDK).
+    path : str or None
+        Compiler executable; None for this machine's own.
+    options : tuple of str
+        Extra link options (``clang-lld``: the Android triple and API level).
+    """
+
+    kind: str
+    path: str | None = None
+    options: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """What linked it, as manifests record it (e.g. ``clang-lld: /usr/bin/clang --target=...``)."""
+        return " ".join([f"{self.kind}:", self.path or "the host's C++ compiler", *self.options])
 
 
 def targets_dir() -> Path:
@@ -77,6 +107,8 @@ class TargetSpec:
         (host target only).
     emulated : bool
         True for a device under emulation (timings mean nothing there).
+    api_level : int or None
+        Android API level the ``.so`` is linked for (Android targets; default 28).
     path : Path
     """
 
@@ -89,6 +121,7 @@ class TargetSpec:
     cross_compiler: str | None = None
     tracker: str | None = None
     emulated: bool = False
+    api_level: int | None = None
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -109,8 +142,11 @@ class TargetSpec:
         cpu = self.host if self.host is not None else self.target
         return str(cpu.get("mtriple", "x86_64-linux-gnu"))
 
-    def linker(self) -> str | None:
-        """Path of the compiler that links ``.so`` files for the device; None for the host's own.
+    def linker(self) -> Linker:
+        """How ``.so`` files for the device are linked (checked: the compiler exists).
+
+        Android targets (``cross_compiler = "ndk"``) link with ``$TVM_NDK_CC``
+        when it is set, else with clang + lld for the target's API level.
 
         Raises
         ------
@@ -118,24 +154,35 @@ class TargetSpec:
             With what to install or set, when it is not found.
         """
         if self.cross_compiler is None:
-            return None
+            return Linker("host")
         if self.cross_compiler == NDK:
-            cc = os.environ.get(NDK_ENV)
-            if not cc or not Path(cc).exists():
-                raise CrossCompilerMissing(
-                    f"target {self.name} links with the Android NDK: set {NDK_ENV} to the NDK's clang++ "
-                    f"(e.g. $NDK/toolchains/llvm/prebuilt/linux-x86_64/bin/aarch64-linux-android28-clang++)"
-                )
-            return cc
+            return self._android_linker()
         found = shutil.which(self.cross_compiler)
         if found is None:
             hint = {
-                "aarch64-linux-gnu-g++": "apt-get install g++-aarch64-linux-gnu (or `make cross`)",
+                "aarch64-linux-gnu-g++": "apt-get install g++-aarch64-linux-gnu (or `make sysdeps`)",
             }.get(self.cross_compiler, "install it and put it on PATH")
             raise CrossCompilerMissing(
                 f"target {self.name} needs the cross compiler {self.cross_compiler}, not found on PATH: {hint}"
             )
-        return found
+        return Linker("cross", found)
+
+    def _android_linker(self) -> Linker:
+        cc = os.environ.get(NDK_ENV)
+        if cc:
+            if not Path(cc).exists():
+                raise CrossCompilerMissing(f"{NDK_ENV}={cc} does not exist: set it to the NDK's clang++ "
+                                           f"or unset it to link {self.name} with clang + lld")
+            return Linker(NDK, cc)
+        clang, lld = shutil.which(CLANG), shutil.which(LLD)
+        if clang is None or lld is None:
+            raise CrossCompilerMissing(
+                f"target {self.name} links with clang + lld when {NDK_ENV} is unset, and "
+                f"{CLANG if clang is None else LLD} is not on PATH: apt-get install clang lld (or `make sysdeps`), "
+                f"or set {NDK_ENV} to the Android NDK's clang++"
+            )
+        triple = f"{self.triple()}{self.api_level or DEFAULT_API_LEVEL}"
+        return Linker("clang-lld", clang, (f"--target={triple}", "-fuse-ld=lld", "-nostdlib"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (as ``hwface targets --format json`` prints it)."""
@@ -146,6 +193,7 @@ class TargetSpec:
             "cross_compiler": self.cross_compiler,
             "tracker": self.tracker,
             "emulated": self.emulated,
+            "api_level": self.api_level,
             "description": self.description,
             "target": self.target,
             "host": self.host,
@@ -224,6 +272,9 @@ def _validate(path: Path, data: dict[str, Any]) -> TargetSpec:
     emulated = data.get("emulated", False)
     if not isinstance(emulated, bool):
         raise bad("emulated", "must be true or false")
+    api_level = data.get("api_level")
+    if api_level is not None and (isinstance(api_level, bool) or not isinstance(api_level, int) or api_level < 21):
+        raise bad("api_level", f"must be an Android API level, an integer of at least 21, got {api_level!r}")
     target = _resolve_auto(dict(data["target"]))
     try:
         import tvm
@@ -241,6 +292,7 @@ def _validate(path: Path, data: dict[str, Any]) -> TargetSpec:
         rpc_key=data["rpc_key"],
         tracker=tracker,
         emulated=emulated,
+        api_level=api_level,
         path=path,
     )
 

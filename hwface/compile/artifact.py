@@ -35,7 +35,8 @@ class Manifest:
     output of ``main`` in order (``name``, ``shape``, ``dtype``; the ONNX
     graph's output names); ``output`` is the first one without its name, as
     manifests had it before ``outputs`` (an older manifest has no ``outputs``:
-    :attr:`output_specs` stands in).
+    :attr:`output_specs` stands in). ``linker`` says what linked ``model.so``
+    (:meth:`hwface.targets.Linker.describe`; None in older manifests).
     """
 
     hwface_version: str
@@ -54,6 +55,7 @@ class Manifest:
     kernels: int = 0
     tuned_kernels: int = 0
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    linker: str | None = None
     created_utc: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     @property
@@ -277,7 +279,7 @@ def compile_artifact(
         raise HwfaceError("give exactly one of a zoo model or an ONNX file")
     say = progress or (lambda msg: None)
     spec = load_target(target)
-    spec.linker()  # fail before any work when the cross compiler is missing
+    linker = spec.linker()  # fail before any work when the cross compiler is missing
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -314,6 +316,7 @@ def compile_artifact(
         model=model,
         kernels=len(kernels),
         tuned_kernels=tuned,
+        linker=linker.describe(),
     )
     manifest.write(out)
     return Artifact(out, manifest)

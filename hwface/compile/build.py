@@ -110,8 +110,9 @@ def linker_error_line(message: str) -> str | None:
 def export_so(executable, path: str | Path, spec: TargetSpec) -> Path:
     """Link ``executable`` into a shared object for the target's OS and architecture.
 
-    Uses the host's compiler for the host target, ``$TVM_NDK_CC`` for Android
-    targets and the target's cross compiler otherwise (checked before calling).
+    Uses the target's :meth:`~hwface.targets.TargetSpec.linker`: the host's
+    compiler for the host, ``$TVM_NDK_CC`` or clang + lld for Android targets,
+    the target's cross compiler otherwise (checked before calling).
 
     Raises
     ------
@@ -123,18 +124,18 @@ def export_so(executable, path: str | Path, spec: TargetSpec) -> Path:
     path = Path(path)
     linker = spec.linker()
     try:
-        if linker is None:
+        if linker.kind == "host":
             executable.export_library(str(path))
-        elif spec.cross_compiler == NDK:
+        elif linker.kind == NDK:
             executable.export_library(str(path), fcompile=ndk.create_shared)
         else:
-            executable.export_library(str(path), fcompile=cc.cross_compiler(linker))
+            executable.export_library(str(path), fcompile=cc.cross_compiler(linker.path, options=list(linker.options)))
     except (RuntimeError, OSError) as exc:
         # TVM's cc/ndk raise RuntimeError("Compilation error: ...") when the compiler fails, and
         # subprocess an OSError when it cannot start; anything else is not the compiler's doing
         if isinstance(exc, RuntimeError) and not str(exc).lstrip().startswith("Compilation error"):
             raise
-        what = linker or "the host's C++ compiler"
+        what = linker.path or "the host's C++ compiler"
         first = linker_error_line(str(exc)) if isinstance(exc, RuntimeError) else (exc.strerror or str(exc))
         raise LinkError(f"linking {path.name} for {spec.name} with {what} failed: "
                         f"{first or 'it exited with an error and printed nothing'}") from None

@@ -4,6 +4,7 @@ compiled for linux-arm64 run under qemu and compared with PyTorch."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -61,27 +62,44 @@ def test_emulated_device_registers(emulated, cli):
     assert [(r["key"], r["total"]) for r in json.loads(res.out)] == [("arm64-qemu", 1)]
 
 
-def test_mobilefacenet_runs_emulated_and_matches_pytorch(emulated, rpc_arm64_artifact, cli):
+def _assert_matches_pytorch(result, artifact) -> None:
     import numpy as np
     import torch
 
     from hwface.compile.artifact import load_artifact
     from hwface.measure.local_run import load_input
     from hwface.models import create_model
-    from hwface.rpc.remote import run_remote
 
-    result = run_remote(rpc_arm64_artifact, emulated.tracker, "arm64-qemu", timeout_s=300)
     assert result.emulated and result.latency is None
     assert result.device_info["machine"] == "aarch64"
-    x = load_input(load_artifact(rpc_arm64_artifact), None)
+    x = load_input(load_artifact(artifact), None)
     with torch.no_grad():
         ref = create_model("mobilefacenet")(torch.from_numpy(x)).numpy()
     assert float(np.abs(result.output - ref).max()) <= 1e-4
 
+
+def test_mobilefacenet_runs_emulated_and_matches_pytorch(emulated, rpc_arm64_artifact, cli):
+    from hwface.rpc.remote import run_remote
+
+    _assert_matches_pytorch(run_remote(rpc_arm64_artifact, emulated.tracker, "arm64-qemu", timeout_s=300),
+                            rpc_arm64_artifact)
     res = cli("run", rpc_arm64_artifact, "--tracker", emulated.tracker, "--key", "arm64-qemu", "--check")
     assert res.code == 0, res.err
     assert "emulated" in res.out and "latency: median" not in res.out
     assert "match" in res.out
+
+
+def test_android_linked_so_runs_emulated(emulated, tmp_path, monkeypatch):
+    """clang + lld's Android .so (no NDK) loads and runs under glibc's loader: it needs only memcpy."""
+    from hwface.compile.artifact import compile_artifact
+    from hwface.rpc.remote import run_remote
+
+    if shutil.which("clang") is None or shutil.which("ld.lld") is None:
+        pytest.skip("clang + lld missing: make sysdeps")
+    monkeypatch.delenv("TVM_NDK_CC", raising=False)
+    art = compile_artifact(tmp_path / "mfn-android", target="android-arm64", model="mobilefacenet")
+    assert art.manifest.linker.startswith("clang-lld")
+    _assert_matches_pytorch(run_remote(art.directory, emulated.tracker, "arm64-qemu", timeout_s=300), art.directory)
 
 
 def test_x86_so_is_refused(emulated, rpc_host_artifact, cli):
