@@ -37,6 +37,7 @@ demo: venv sysdeps
 	$(VENV)/bin/hwface tune --target host --model seesaw_share --trials 64
 	$(VENV)/bin/hwface compile --model seesaw_share --target host -o $(DEMO_DIR)/seesaw_share-host
 	$(VENV)/bin/hwface compile --model seesaw_share --target linux-arm64 -o $(DEMO_DIR)/seesaw_share-linux-arm64
+	TVM_NDK_CC= $(VENV)/bin/hwface compile --model seesaw_share --target android-arm64 -o $(DEMO_DIR)/seesaw_share-android-arm64  # clang + lld, no NDK
 	$(VENV)/bin/hwface run $(DEMO_DIR)/seesaw_share-host --check
 	$(VENV)/bin/hwface run $(DEMO_DIR)/seesaw_share-host --rpc --check
 	$(VENV)/bin/hwface profile --target host --model seesaw_share

@@ -100,3 +100,20 @@ def fixture_model(trained_fixture_folder, monkeypatch):
 
     monkeypatch.setenv("HWFACE_LATENCY_DB", str(trained_fixture_folder))
     return LatencyModel.load("host", "default")
+
+
+@pytest.fixture(scope="session")
+def mali_artifact(tmp_path_factory):
+    """mobilefacenet compiled for android-mali: OpenCL kernels and an AArch64 host part linked with clang + lld."""
+    import shutil
+
+    from hwface.compile.artifact import compile_artifact
+
+    if shutil.which("clang") is None or shutil.which("ld.lld") is None:
+        pytest.skip("clang + lld missing: make sysdeps")
+    env = os.environ.pop("TVM_NDK_CC", None)
+    try:
+        return compile_artifact(tmp_path_factory.mktemp("art") / "mfn-mali", target="android-mali", model="mobilefacenet")
+    finally:
+        if env is not None:
+            os.environ["TVM_NDK_CC"] = env

@@ -9,7 +9,7 @@ import pytest
 from hwface.targets import TargetError, list_targets, load_target
 from tests.conftest import assert_one_line_error
 
-SHIPPED = {"host", "android-arm64", "linux-arm64", "android-mali", "android-adreno"}
+SHIPPED = {"host", "android-arm64", "linux-arm64", "android-mali", "android-adreno", "linux-mali"}
 
 
 def test_shipped_targets_load():
@@ -27,7 +27,7 @@ def test_host_detects_cpu_and_cores():
 
 
 def test_gpu_targets_have_an_aarch64_host():
-    for name in ("android-mali", "android-adreno"):
+    for name in ("android-mali", "android-adreno", "linux-mali"):
         spec = load_target(name)
         assert spec.kind == "gpu" and spec.target["kind"] == "opencl"
         assert spec.triple().startswith("aarch64")
@@ -38,6 +38,7 @@ def test_gpu_targets_have_an_aarch64_host():
     [
         ('description = "x"\nkind = "cpu"\n[target]\nkind = "llvm"\n', "rpc_key"),
         ('description = "x"\nkind = "tpu"\nrpc_key = "k"\n[target]\nkind = "llvm"\n', "kind"),
+        ('description = "x"\nkind = "cpu"\nrpc_key = "k"\napi_level = 7\n[target]\nkind = "llvm"\n', "api_level"),
         ('description = "x"\nkind = "cpu"\nrpc_key = "k"\ntracker = "nohost"\n[target]\nkind = "llvm"\n', "tracker"),
         ('description = "x"\nkind = "gpu"\nrpc_key = "k"\n[target]\nkind = "opencl"\n', "host"),
         ('description = "x"\nkind = "cpu"\nrpc_key = "k"\ncolour = 1\n[target]\nkind = "llvm"\n', "colour"),

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_input_size(p)
     add_input_shape(p, "full input shape for --onnx (default: the file's, dynamic dims = 1)")
     p.add_argument("--untuned", action="store_true", help="ignore the target's tuning logs")
+    p.add_argument("--logs", metavar="DIR", help="apply the tuning database in DIR instead of the target's logs")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=run_compile)
 
@@ -65,14 +66,16 @@ def run_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     quiet = args.format == "json"
     database, db_hash = None, None
+    if args.logs and not Path(args.logs).is_dir():
+        raise HwfaceError(f"--logs {args.logs}: no such folder (a tuning database made by `hwface tune`)")
     if not args.untuned:
         from hwface.targets import load_target
         from hwface.tune.logs import open_database, status
 
         spec = load_target(args.target)
-        database, db_hash = open_database(spec)
+        database, db_hash = open_database(spec, path=args.logs)
         if database is None and not quiet:
-            st = status(spec)
+            st = status(spec, args.logs)
             other = f"; logs exist for other CPUs ({', '.join(st.other_cpus)}) and are not applied" if st.other_cpus else ""
             print(f"- no tuning logs for {spec.name} at {st.path}: building untuned{other}", file=sys.stderr)
     artifact = compile_artifact(

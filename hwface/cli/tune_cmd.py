@@ -23,7 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-kernels", type=positive_int, metavar="N",
                    help="tune only the N kernels with the largest share of the network's time (default: all)")
     p.add_argument("--tracker", help="RPC tracker HOST:PORT (host target: default is an embedded private device)")
-    p.add_argument("--key", help="device key at the tracker (default: the target's rpc_key)")
+    p.add_argument("--key", help="device key at the tracker (default: the target's rpc_key); --key arm64-qemu "
+                                 "rehearses on the emulated AArch64 device (started by hwface without --tracker)")
+    p.add_argument("--logs", metavar="DIR", help="tuning database folder (default: the target's logs; a rehearsal's "
+                                                  "own folder under them)")
     add_input_size(p)
     add_input_shape(p, "full input shape for --onnx")
     p.add_argument("--no-baseline", action="store_true", help="skip measuring the untuned kernels (speedup column)")
@@ -39,7 +42,7 @@ def run_tune(args: argparse.Namespace) -> int:
         model=args.model, onnx_path=args.onnx, target=args.target, trials=args.trials,
         trials_per_kernel=args.trials_per_kernel, tracker=args.tracker, key=args.key,
         input_size=input_size(args), input_shape=input_shape(args),
-        measure_baseline=not args.no_baseline, top_kernels=args.top_kernels,
+        measure_baseline=not args.no_baseline, top_kernels=args.top_kernels, logs_path=args.logs,
     )
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
@@ -58,6 +61,9 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"sum of kernel latencies: {est['tuned'] / 1e3:.2f} ms tuned vs {est['untuned'] / 1e3:.2f} ms untuned "
               f"({est['untuned'] / max(est['tuned'], 1e-9):.1f}x)")
     print(f"records: {report.logs_dir} (hash {report.db_hash})")
+    if report.emulated:
+        print(f"rehearsal on an emulated device: its timings mean nothing and are never stored as latency data; "
+              f"`hwface compile --logs {report.logs_dir}` applies these records")
     if report.stopped:
         print(f"hwface: tune stopped early: {report.stopped}", file=sys.stderr)
         return 1

@@ -134,6 +134,33 @@ def devices_under(tracker: str | tuple[str, int], key: str, timeout_s: float = 5
     return next((d.total for d in list_devices(tracker, timeout_s) if d.key == key), 0)
 
 
+def start_hint(key: str) -> str:
+    """What to start so that a device registers under ``key`` (the end of a one-line error)."""
+    return (f"start a tracker (`hwface rpc tracker`) and a device under key {key!r} (TVM's Android RPC app on a "
+            f"phone, `hwface rpc server --key {key}` on a board, or `hwface device bootstrap` over SSH), "
+            f"or rehearse on the emulated device with --key arm64-qemu")
+
+
+def require_device(tracker: str | tuple[str, int], key: str) -> int:
+    """Number of servers under ``key`` at the tracker, at least 1.
+
+    Raises
+    ------
+    TrackerUnreachable, NoDevice
+        With :func:`start_hint`'s advice, when no tracker answers or no server is under ``key``.
+    """
+    try:
+        listed = list_devices(tracker)
+    except TrackerUnreachable as exc:
+        raise TrackerUnreachable(f"{exc}: {start_hint(key)}") from None
+    total = next((d.total for d in listed if d.key == key), 0)
+    if total == 0:
+        known = ", ".join(d.key for d in listed) or "none"
+        raise NoDevice(f"no device under key {key!r} at tracker {_fmt(_as_addr(tracker))} (keys: {known}): "
+                       f"{start_hint(key)}")
+    return total
+
+
 def list_devices(tracker: str | tuple[str, int], timeout_s: float = 5.0) -> list[DeviceStatus]:
     """Per key: servers registered (total), free, and clients pending, sorted by key.
 

@@ -16,6 +16,10 @@ EMULATED_NOTE = "emulated: latency not meaningful"
 T = TypeVar("T")
 
 
+class MissingGPU(HwfaceError):
+    """The artifact runs on a GPU (OpenCL) that the device does not have."""
+
+
 class WrongArchitecture(HwfaceError):
     """A shared object built for another architecture than the device's."""
 
@@ -165,15 +169,37 @@ def run_remote(artifact_dir: str | Path, tracker: str, key: str | None = None,
         info = call_with_deadline(session.device_info, left(), f"device {session.name}")
         arch = check_architecture(artifact.so_path, session, info)
         emulated = bool(info["emulated"]) if info else _emulated_by_target_files(key)
+        kind = str(artifact.manifest.target.get("kind", "llvm"))
         out, latency = call_with_deadline(
-            lambda: _run_on(session, artifact.so_path, x, arch, timed and not emulated),
+            lambda: _run_on(session, artifact.so_path, x, arch, timed and not emulated, kind),
             left(), f"running {artifact.so_path.name} on device {session.name}")
     finally:
         session.sess = None  # drop the session so that the server is free again
     return RemoteRunResult(outputs=out, latency=latency, device=session.name, emulated=emulated, device_info=info)
 
 
-def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bool):
+def device_of(session: Session, kind: str):
+    """The device of the session that runs code of TVM target kind ``kind`` (``llvm``: the CPU).
+
+    Raises
+    ------
+    MissingGPU
+        ``kind`` is a GPU API (``opencl``, ...) that the device lacks or its TVM runtime was built without.
+    """
+    if kind == "llvm":
+        return session.sess.cpu()
+    try:
+        dev = session.sess.device(kind, 0)
+        present = bool(dev.exist)
+    except Exception:  # TVM's runtime raises when it was built without that device API
+        present = False
+    if not present:
+        raise MissingGPU(f"device {session.name} has no {kind} GPU, which this artifact's kernels run on: "
+                         f"run it on a device that has one (its RPC server's TVM runtime built with {kind})")
+    return dev
+
+
+def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bool, kind: str = "llvm"):
     import tvm
     from tvm import relax
 
@@ -181,6 +207,7 @@ def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bo
     from hwface.measure.timing import time_vm_main
 
     sess = session.sess
+    dev = device_of(session, kind)
     remote_name = so_path.name
     try:
         sess.upload(str(so_path), remote_name)
@@ -195,7 +222,6 @@ def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bo
         raise WrongArchitecture(
             f"device {session.name} could not load {so_path.name} (built for {arch}): {msg}") from None
     try:
-        dev = sess.cpu()
         vm = relax.VirtualMachine(lib, dev)
         arg = tvm.runtime.tensor(x, dev)
         # set_input / invoke_stateful / get_outputs: a tuple of outputs cannot cross RPC as one value

@@ -59,6 +59,15 @@ def logs_dir(spec: TargetSpec) -> Path:
     return logs_root() / spec.name
 
 
+def rehearsal_dir(spec: TargetSpec, key: str) -> Path:
+    """Folder of the records of a rehearsal: tuning ``spec`` on the emulated device ``key``.
+
+    Kept apart from the target's logs, which :func:`hwface.compile.compile_artifact`
+    applies: timings under emulation say nothing of the real device.
+    """
+    return logs_root() / spec.name / f"emulated-{key}"
+
+
 @dataclass(frozen=True)
 class LogsStatus:
     """What is on disk for a target: folder, record count, hash, and other CPUs' logs (host)."""
@@ -104,18 +113,18 @@ def db_hash(path: Path) -> str | None:
     return h.hexdigest()[:16]
 
 
-def status(spec: TargetSpec) -> LogsStatus:
-    """Repair and describe the target's tuning logs."""
-    path = logs_dir(spec)
+def status(spec: TargetSpec, path: Path | None = None) -> LogsStatus:
+    """Repair and describe the target's tuning logs (or those in the folder ``path``)."""
+    path = Path(path) if path is not None else logs_dir(spec)
     dropped = repair(path / WORKLOAD_FILE) + repair(path / RECORD_FILE)
     count = lambda f: sum(1 for line in f.read_bytes().splitlines() if line.strip()) if f.exists() else 0  # noqa: E731
     others: tuple[str, ...] = ()
-    if spec.is_host and path.parent.exists():
+    if spec.is_host and path == logs_dir(spec) and path.parent.exists():
         others = tuple(sorted(p.name for p in path.parent.iterdir() if p.is_dir() and p != path))
     return LogsStatus(path, count(path / RECORD_FILE), count(path / WORKLOAD_FILE), db_hash(path), dropped, others)
 
 
-def open_database(spec: TargetSpec, create: bool = False):
+def open_database(spec: TargetSpec, create: bool = False, path: Path | None = None):
     """The target's MetaSchedule database and its hash.
 
     Parameters
@@ -124,6 +133,8 @@ def open_database(spec: TargetSpec, create: bool = False):
     create : bool
         Create the folder and empty files when missing (tuning); otherwise a
         target without logs gives ``(None, None)``.
+    path : Path, optional
+        Folder of the database instead of the target's (:func:`logs_dir`).
 
     Returns
     -------
@@ -131,7 +142,7 @@ def open_database(spec: TargetSpec, create: bool = False):
     """
     from tvm.s_tir import meta_schedule as ms
 
-    st = status(spec)
+    st = status(spec, path)
     if st.records == 0 and not create:
         return None, None
     st.path.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,7 @@ class TuneReport:
     elapsed_s: float
     stopped: str | None
     kernels: list[KernelResult] = field(default_factory=list)
+    emulated: bool = False
 
     def rows(self) -> list[dict]:
         """Per-kernel rows with the share of the network's (estimated) time."""
@@ -289,6 +290,7 @@ def tune(
     top_kernels: int | None = None,
     show_progress: bool = True,
     seed: int | None = 0,
+    logs_path: str | Path | None = None,
 ) -> TuneReport:
     """Tune a zoo network or an ONNX file for a target and keep the records.
 
@@ -306,99 +308,164 @@ def tune(
     tracker : str, optional
         ``HOST:PORT``; the host target without one uses the embedded device.
     key : str, optional
-        Device key (default: the target's ``rpc_key``).
+        Device key (default: the target's ``rpc_key``). The key of an emulated
+        target (``arm64-qemu``) makes the run a rehearsal: without a tracker
+        hwface starts that device itself, and the records go to
+        :func:`hwface.tune.logs.rehearsal_dir`, never to the target's logs.
     measure_baseline : bool
         Also measure every kernel's untuned schedule (for the speedup column).
     top_kernels : int, optional
         Tune only this many kernels: those with the largest share of the
         network's time (best recorded latency, else untuned latency, x
         occurrences), where more trials pay off most. Default: every kernel.
+    logs_path : path, optional
+        Folder of the tuning database instead of the target's (or the rehearsal's).
     """
-    import dataclasses
-
-    from tvm.s_tir import meta_schedule as ms
-
     from hwface.compile.network import fused_module, load_network
-    from hwface.rpc.devices import devices_under
+    from hwface.rpc.devices import require_device
     from hwface.rpc.embedded import device_for
     from hwface.targets import load_target
     from hwface.tune import logs
-    from hwface.tune.progress import TuneProgress
 
+    _check_budgets(trials, trials_per_kernel, top_kernels)
+    spec = load_target(target)
+    spec.linker()
+    device_spec, rehearsal = device_target(spec, key, tracker)
+    folder = Path(logs_path) if logs_path else (logs.rehearsal_dir(spec, key) if rehearsal else None)
+    start = time.perf_counter()
+    with device_for(device_spec, tracker) as ep:
+        devices = require_device((ep.tracker_host, ep.tracker_port), ep.key)
+        network = load_network(model, onnx_path, input_size, input_shape)
+        tasks = logs.kernel_tasks(fused_module(network, spec), spec)
+        if not tasks:
+            raise HwfaceError(f"{network.name} has no kernels to tune")
+        database, _ = logs.open_database(spec, create=True, path=folder)
+        plan = TunePlan(tasks, trials, trials_per_kernel or max(1, math.ceil(trials / min(top_kernels or len(tasks),
+                                                                                             len(tasks)))),
+                        logs.record_counts(database, [t.dispatched[0] for t in tasks]))
+        with closing(make_builder(spec)) as builder:
+            runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices, exclusive=spec.is_host)
+            untuned = plan.baseline(spec, builder, runner, database, measure_baseline or bool(top_kernels))
+            plan.choose(database, untuned, top_kernels)
+            progress = run_search(plan, spec, seed, builder, runner, database, ep, show_progress)
+    status = logs.status(spec, folder)
+    report = TuneReport(
+        network=network.name, target=spec.name, device=progress.device, logs_dir=str(status.path),
+        db_hash=status.db_hash, trials_budget=trials, trials_per_kernel=plan.per_kernel,
+        trials_run=progress.trials, elapsed_s=round(time.perf_counter() - start, 1), stopped=progress.stopped,
+        emulated=rehearsal or device_spec.emulated,
+    )
+    report.kernels = plan.results(database, untuned, progress.per_task)
+    return report
+
+
+def _check_budgets(trials: int, trials_per_kernel: int | None, top_kernels: int | None) -> None:
     if trials < 1:
         raise HwfaceError("--trials must be at least 1")
     if top_kernels is not None and top_kernels < 1:
         raise HwfaceError("--top-kernels must be at least 1")
     if trials_per_kernel is not None and trials_per_kernel < 1:
         raise HwfaceError("--trials-per-kernel must be at least 1")
-    spec = load_target(target)
-    spec.linker()
-    if key:
-        spec = dataclasses.replace(spec, rpc_key=key)
-    start = time.perf_counter()
-    network = load_network(model, onnx_path, input_size, input_shape)
-    fused = fused_module(network, spec)
-    tasks = logs.kernel_tasks(fused, spec)
-    if not tasks:
-        raise HwfaceError(f"{network.name} has no kernels to tune")
-    database, _ = logs.open_database(spec, create=True)
-    focus = min(top_kernels or len(tasks), len(tasks))
-    per_kernel = trials_per_kernel or max(1, math.ceil(trials / focus))
-    done_before = logs.record_counts(database, [t.dispatched[0] for t in tasks])
 
-    with device_for(spec, tracker) as ep, closing(make_builder(spec)) as builder:
-        tracker_addr = f"{ep.tracker_host}:{ep.tracker_port}"
-        devices = devices_under(tracker_addr, ep.key) or 1
-        runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices, exclusive=spec.is_host)
-        first_seen = {i for i, n in enumerate(done_before) if n == 0}
-        untuned = (measure_default([t.dispatched[0] for t in tasks], spec, builder, runner, database, first_seen)
-                   if measure_baseline or top_kernels
-                   else [None] * len(tasks))
-        heaviest = set(range(len(tasks)))
+
+def device_target(spec, key: str | None, tracker: str | None):
+    """(the target whose device runs the candidates, whether the run is a rehearsal on an emulated device).
+
+    A ``key`` of an emulated target file other than ``spec``'s own makes a
+    rehearsal; without a tracker, that emulated target (whose device hwface
+    starts) runs the candidates.
+    """
+    import dataclasses
+
+    from hwface.targets import TargetError, target_for_key
+
+    if not key or key == spec.rpc_key:
+        return spec, False
+    try:
+        emulated = target_for_key(key)
+    except TargetError:
+        emulated = None
+    if emulated is None or not emulated.emulated:
+        return dataclasses.replace(spec, rpc_key=key), False
+    return (emulated if not tracker else dataclasses.replace(spec, rpc_key=key, emulated=True)), True
+
+
+@dataclass
+class TunePlan:
+    """Which kernels a tune measures and tunes: the tasks, the budgets, and what the logs held before."""
+
+    tasks: list
+    trials: int
+    per_kernel: int
+    done_before: list[int]
+    chosen: set[int] = field(default_factory=set)
+
+    def baseline(self, spec, builder, runner, database, measure: bool) -> list[float | None]:
+        """Untuned latency of every kernel in us (None where not measured); first-seen kernels' go to the logs."""
+        if not measure:
+            return [None] * len(self.tasks)
+        first_seen = {i for i, n in enumerate(self.done_before) if n == 0}
+        return measure_default([t.dispatched[0] for t in self.tasks], spec, builder, runner, database, first_seen)
+
+    def choose(self, database, untuned: list[float | None], top_kernels: int | None) -> None:
+        """Keep every kernel, or the ``top_kernels`` of the largest share of the network's time."""
+        from hwface.tune import logs
+
+        self.chosen = set(range(len(self.tasks)))
         if top_kernels:
-            best_known = [logs.best_seconds(database, t.dispatched[0]) for t in tasks]
-            heaviest = heaviest_kernels([int(t.weight) for t in tasks],
-                                        [1e6 * b if b else u for b, u in zip(best_known, untuned)], focus)
-        todo = [i for i, n in enumerate(done_before) if n < per_kernel and i in heaviest]
-        progress = TuneProgress(
-            [tasks[i].task_name for i in todo], budget=min(trials, per_kernel * len(todo)),
-            device=f"{ep.key}@{tracker_addr}", tracker=tracker_addr, key=ep.key, enabled=show_progress,
-        )
-        stopped = None
-        if todo:
-            with meta_schedule_logging():
-                contexts, weights = tune_contexts([tasks[i] for i in todo], per_kernel, spec, seed,
-                                                  tempfile.mkdtemp(prefix="hwface-tune-"))
-                previous = signal.signal(signal.SIGINT, progress.request_stop)
-                try:
-                    with progress:
-                        ms.tune.tune_tasks(
-                            tasks=contexts, task_weights=weights, work_dir=tempfile.mkdtemp(prefix="hwface-tune-"),
-                            max_trials_global=trials, max_trials_per_task=per_kernel,
-                            num_trials_per_iter=max(1, min(MAX_TRIALS_PER_ITER, per_kernel)),
-                            builder=builder, runner=runner, database=database,
-                            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                                               progress.callback],
-                            task_scheduler=TASK_SCHEDULER, module_equality="structural",
-                        )
-                finally:
-                    signal.signal(signal.SIGINT, previous)
-            stopped = progress.stopped
-        device = progress.device
+            best_known = [logs.best_seconds(database, t.dispatched[0]) for t in self.tasks]
+            self.chosen = heaviest_kernels([int(t.weight) for t in self.tasks],
+                                           [1e6 * b if b else u for b, u in zip(best_known, untuned)],
+                                           min(top_kernels, len(self.tasks)))
 
-    status = logs.status(spec)
-    report = TuneReport(
-        network=network.name, target=spec.name, device=device, logs_dir=str(status.path), db_hash=status.db_hash,
-        trials_budget=trials, trials_per_kernel=per_kernel, trials_run=progress.trials,
-        elapsed_s=round(time.perf_counter() - start, 1), stopped=stopped,
-    )
-    records = logs.record_counts(database, [t.dispatched[0] for t in tasks])
-    for i, t in enumerate(tasks):
-        best = logs.best_seconds(database, t.dispatched[0])
-        report.kernels.append(KernelResult(
-            name=t.task_name, weight=int(t.weight), records=records[i],
-            trials_this_run=progress.per_task.get(t.task_name, 0), best_us=round(best * 1e6, 2) if best else None,
-            untuned_us=round(untuned[i], 2) if untuned[i] else None, reused=done_before[i] >= per_kernel,
-            left_out=done_before[i] < per_kernel and i not in heaviest,
-        ))
-    return report
+    @property
+    def todo(self) -> list[int]:
+        """Indices of the chosen kernels with fewer than ``per_kernel`` records."""
+        return [i for i, n in enumerate(self.done_before) if n < self.per_kernel and i in self.chosen]
+
+    def results(self, database, untuned: list[float | None], trials_run: dict[str, int]) -> list[KernelResult]:
+        """One :class:`KernelResult` per kernel, from the logs after the run."""
+        from hwface.tune import logs
+
+        records = logs.record_counts(database, [t.dispatched[0] for t in self.tasks])
+        out = []
+        for i, t in enumerate(self.tasks):
+            best = logs.best_seconds(database, t.dispatched[0])
+            out.append(KernelResult(
+                name=t.task_name, weight=int(t.weight), records=records[i],
+                trials_this_run=trials_run.get(t.task_name, 0), best_us=round(best * 1e6, 2) if best else None,
+                untuned_us=round(untuned[i], 2) if untuned[i] else None,
+                reused=self.done_before[i] >= self.per_kernel,
+                left_out=self.done_before[i] < self.per_kernel and i not in self.chosen,
+            ))
+        return out
+
+
+def run_search(plan: TunePlan, spec, seed: int | None, builder, runner, database, ep, show_progress: bool):
+    """MetaSchedule's search over the plan's kernels to do (Ctrl-C stops it after the batch); its progress."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from hwface.tune.progress import TuneProgress
+
+    todo = plan.todo
+    progress = TuneProgress([plan.tasks[i].task_name for i in todo], budget=min(plan.trials, plan.per_kernel * len(todo)),
+                            device=f"{ep.key}@{ep.tracker}", tracker=ep.tracker, key=ep.key, enabled=show_progress)
+    if not todo:
+        return progress
+    with meta_schedule_logging():
+        contexts, weights = tune_contexts([plan.tasks[i] for i in todo], plan.per_kernel, spec, seed,
+                                          tempfile.mkdtemp(prefix="hwface-tune-"))
+        previous = signal.signal(signal.SIGINT, progress.request_stop)
+        try:
+            with progress:
+                ms.tune.tune_tasks(
+                    tasks=contexts, task_weights=weights, work_dir=tempfile.mkdtemp(prefix="hwface-tune-"),
+                    max_trials_global=plan.trials, max_trials_per_task=plan.per_kernel,
+                    num_trials_per_iter=max(1, min(MAX_TRIALS_PER_ITER, plan.per_kernel)),
+                    builder=builder, runner=runner, database=database,
+                    measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback],
+                    task_scheduler=TASK_SCHEDULER, module_equality="structural",
+                )
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    return progress

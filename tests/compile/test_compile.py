@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -73,6 +74,20 @@ def test_android_with_a_missing_ndk_compiler_is_named(cli_proc, tmp_path):
     res = cli_proc("compile", "--model", "mobilefacenet", "--target", "android-arm64", "-o", tmp_path / "a",
                    env={"TVM_NDK_CC": str(tmp_path / "nowhere-clang++")})
     assert_one_line_error(res, "nowhere-clang++", "does not exist")
+
+
+def test_mali_artifact_holds_an_opencl_kernel_per_fused_kernel(mali_artifact):
+    from hwface.compile.build import kernels_left
+    from hwface.compile.network import fused_module, load_network
+    from hwface.compile.slice_views import uses_views
+    from hwface.targets import load_target
+
+    spec = load_target("android-mali")
+    assert elf_machine(mali_artifact.so_path) == "aarch64"
+    fused = fused_module(load_network("mobilefacenet", None, None, None), spec)
+    expected = kernels_left(fused, uses_views(spec.tvm_target()))
+    opencl = {n.decode() for n in re.findall(rb"__kernel void (\w+)_kernel\(", mali_artifact.so_path.read_bytes())}
+    assert opencl == expected and len(expected) == mali_artifact.manifest.kernels > 20
 
 
 def test_missing_cross_compiler_named(cli_proc, tmp_path):

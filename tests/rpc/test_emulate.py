@@ -105,3 +105,8 @@ def test_android_linked_so_runs_emulated(emulated, tmp_path, monkeypatch):
 def test_x86_so_is_refused(emulated, rpc_host_artifact, cli):
     res = cli("run", rpc_host_artifact, "--tracker", emulated.tracker, "--key", "arm64-qemu")
     assert_one_line_error(res, "x86_64", "aarch64", "arm64-qemu@")
+
+
+def test_gpu_artifact_on_a_device_without_the_gpu_is_refused(emulated, mali_artifact, cli):
+    res = cli("run", mali_artifact.directory, "--tracker", emulated.tracker, "--key", "arm64-qemu")
+    assert_one_line_error(res, "arm64-qemu@", "has no opencl GPU")

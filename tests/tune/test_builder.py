@@ -47,3 +47,24 @@ def test_a_default_schedule_that_does_not_build_says_why(capfd):
     assert out == [None]
     err = capfd.readouterr().err
     assert "hwface: warning: the default schedule of kernel 0 did not build" in err and "timed out" in err
+
+
+def test_opencl_candidates_build_with_gpu_rules_without_a_device(tiny_a, tmp_path):
+    """android-mali: task extraction, a design space from MetaSchedule's GPU rules, one candidate built and linked."""
+    from hwface.compile.elf import elf_machine
+    from hwface.compile.network import fused_module, load_network
+    from hwface.tune import logs
+    from hwface.tune.tuner import tune_contexts
+
+    spec = load_target("android-mali")
+    tasks = logs.kernel_tasks(fused_module(load_network(None, tiny_a, None, None), spec), spec)
+    assert tasks and all(t.target.kind.name == "opencl" for t in tasks)
+    conv = next(t for t in tasks if "conv2d" in t.task_name)
+    (ctx,), _ = tune_contexts([conv], 1, spec, 0, str(tmp_path))  # as hwface tune makes them
+    sch = ctx.generate_design_space()[0]
+    assert "threadIdx.x" in sch.mod.script()  # bound to GPU threads: the GPU rules ran
+    with closing(make_builder(spec)) as builder:
+        (built,) = builder.build([ms.builder.BuilderInput(sch.mod, spec.tvm_target())])
+    assert built.error_msg is None, built.error_msg
+    assert elf_machine(built.artifact_path) == "aarch64"
+    assert b"__kernel void" in open(built.artifact_path, "rb").read()

@@ -1,4 +1,4 @@
-"""A tune killed with SIGKILL resumes; a device that dies mid-tune ends it with a clear message; the emulated device tunes."""
+"""A tune killed with SIGKILL resumes; a device that dies mid-tune ends it with a clear message; the headline command rehearses on the emulated device."""
 
 from __future__ import annotations
 
@@ -84,12 +84,43 @@ def test_device_killed_mid_tune(tiny_a, tuning_logs, tmp_path):
 
 
 @pytest.mark.usefixtures("emulated_root")
-def test_tiny_tune_on_the_emulated_device(tiny_a, tuning_logs):
-    from hwface.tune.tuner import tune
+def test_headline_command_rehearsed_on_the_emulated_device(tiny_a, tuning_logs, tmp_path, cli):
+    """hwface tune --target android-arm64 --key arm64-qemu, then compile --logs and run --key arm64-qemu --check."""
+    res = cli("tune", "--target", "android-arm64", "--onnx", tiny_a, "--key", "arm64-qemu", "--trials", "2",
+              "--no-baseline", "--format", "json")
+    assert res.code == 0, res.err
+    report = json.loads(res.out)
+    rehearsal = tuning_logs / "android-arm64" / "emulated-arm64-qemu"
+    assert report["emulated"] and report["device"].startswith("arm64-qemu@127.0.0.1:")
+    assert Path(report["logs_dir"]) == rehearsal and report["trials_run"] >= 1
+    assert logs.status(load_target("android-arm64"), rehearsal).records >= 1
+    assert not (tuning_logs / "android-arm64" / logs.RECORD_FILE).exists()  # the target's own logs stay untouched
 
-    report = tune(onnx_path=tiny_a, target="arm64-qemu", trials=2, trials_per_kernel=1, show_progress=False,
-                  measure_baseline=False)
-    assert report.stopped is None and report.trials_run >= 1
-    assert report.device.startswith("arm64-qemu@127.0.0.1:")
-    st = logs.status(load_target("arm64-qemu"))
-    assert st.path == tuning_logs / "arm64-qemu" and st.records >= 1
+    art = tmp_path / "art"
+    res = cli("compile", "--onnx", tiny_a, "--target", "android-arm64", "--logs", rehearsal, "-o", art,
+              "--format", "json")
+    assert res.code == 0, res.err
+    manifest = json.loads(res.out)
+    assert manifest["tuned_kernels"] >= 1 and manifest["linker"].startswith("clang-lld")
+    res = cli("run", art, "--key", "arm64-qemu", "--check", "--timeout", "300")
+    assert res.code == 0, res.err
+    assert "not meaningful" in res.out and "-> match" in res.out
+
+
+def test_tune_without_a_tracker_says_what_to_start(tiny_a, tuning_logs, cli):
+    from tests.conftest import assert_one_line_error
+    from hwface.rpc.procs import free_port
+
+    res = cli("tune", "--target", "android-arm64", "--onnx", tiny_a, "--tracker", f"127.0.0.1:{free_port()}")
+    assert_one_line_error(res, "cannot reach the RPC tracker", "hwface rpc tracker", "--key arm64-qemu")
+
+
+def test_tune_without_a_device_says_what_to_start(tiny_a, tuning_logs, cli, tmp_path):
+    from tests.conftest import assert_one_line_error
+
+    tracker = start_tracker(log_dir=tmp_path)
+    try:
+        res = cli("tune", "--target", "android-arm64", "--onnx", tiny_a, "--tracker", tracker.address)
+    finally:
+        tracker.stop()
+    assert_one_line_error(res, "no device under key 'android-arm64'", "Android RPC app", "hwface device bootstrap")

@@ -117,3 +117,16 @@ def test_top_kernels_must_be_positive(tiny_a, tuning_logs, cli):
     for bad in ({"top_kernels": 0}, {"trials_per_kernel": 0}, {"trials": 0}):  # and by the typed API
         with pytest.raises(HwfaceError, match="must be at least 1"):
             tune(onnx_path=tiny_a, show_progress=False, **bad)
+
+
+def test_a_key_of_an_emulated_target_makes_a_rehearsal():
+    from hwface.tune.tuner import device_target
+
+    spec = load_target("android-arm64")
+    assert device_target(spec, None, None) == (spec, False)
+    device, rehearsal = device_target(spec, "arm64-qemu", None)  # hwface starts the emulated device
+    assert rehearsal and device.name == "arm64-qemu" and device.emulated
+    device, rehearsal = device_target(spec, "arm64-qemu", "127.0.0.1:9190")  # one already registered there
+    assert rehearsal and device.name == "android-arm64" and device.rpc_key == "arm64-qemu" and device.emulated
+    device, rehearsal = device_target(spec, "my-phone", None)
+    assert not rehearsal and device.rpc_key == "my-phone" and not device.emulated
