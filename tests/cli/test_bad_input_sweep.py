@@ -130,7 +130,7 @@ CASES = [
     ("run-unreachable-tracker", "run {artifact} --tracker 127.0.0.1:1 --timeout 5", ["cannot reach the RPC tracker"]),
     ("devices-unreachable-tracker", "devices --tracker 127.0.0.1:1", ["cannot reach the RPC tracker"]),
     ("tune-unreachable-tracker", "tune --onnx {onnx} --tracker 127.0.0.1:1 --no-baseline",
-     ["cannot reach the RPC tracker"]),
+     ["cannot reach the RPC tracker", "hwface rpc tracker"]),
     ("rpc-server-unreachable-tracker", "rpc server --key x --tracker 127.0.0.1:1", ["cannot reach the RPC tracker"]),
     ("rpc-tracker-bad-host", "rpc tracker --host 256.0.0.1 --port 0", ["cannot bind '256.0.0.1'"]),
     ("rpc-tracker-bad-host-port", "rpc tracker --host 256.0.0.1 --port 9", ["exited with code 1", "gaierror", "log "]),
@@ -140,6 +140,7 @@ CASES = [
     # unwritable outputs
     ("export-unwritable-output", "export --model mobilefacenet -o {root}/blocker/x.onnx", ["blocker is a file"]),
     ("compile-unwritable-output", "compile --onnx {onnx} --untuned -o {root}/blocker/art", ["cannot create"]),
+    ("compile-missing-logs", "compile --onnx {onnx} --logs {root}/nowhere -o {root}/art", ["--logs", "no such folder"]),
     ("db-export-unwritable-output", "db export --db {root}/empty.sqlite -o {root}/blocker/x.csv", ["cannot write"]),
 ]
 
