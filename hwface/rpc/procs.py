@@ -17,6 +17,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -148,7 +149,7 @@ def spawn(cmd: Sequence[str], log_path: Path | None = None, env: Mapping[str, st
         popen = subprocess.Popen(
             [sys.executable, str(GROUP_GUARD), *cmd], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=partial(die_with_parent, signal.SIGTERM),
         )
     except OSError as exc:
         raise HwfaceError(f"cannot start {cmd[0]}: {exc.strerror or exc}") from None
@@ -158,15 +159,23 @@ def spawn(cmd: Sequence[str], log_path: Path | None = None, env: Mapping[str, st
     return ManagedProcess(popen=popen, cmd=list(cmd), log_path=log_path)
 
 
-def _die_with_parent() -> None:
-    """In the child (the group guard): have Linux SIGTERM it when the process that started it dies,
-    even by SIGKILL, so a killed tune or profile leaves no tracker or server behind (PR_SET_PDEATHSIG)."""
+def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> None:
+    """Have Linux send ``sig`` to this process when the process that started it dies, even by SIGKILL.
+
+    Runs in the child: as ``preexec_fn`` (the group guard, with SIGTERM, so a killed
+    tune or profile leaves no tracker or server behind) or as a worker pool's
+    initializer (builder and runner workers, with SIGKILL). ``parent``: the pid the
+    child expects as its parent; when that one is already gone, the child exits.
+    Uses ``PR_SET_PDEATHSIG``, so on other systems it does nothing.
+    """
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def stop_all(processes: Sequence) -> None:

@@ -13,6 +13,8 @@ as a failed candidate.
 
 from __future__ import annotations
 
+import os
+import signal
 from functools import partial
 
 from tvm.ir.utils import derived_object
@@ -59,9 +61,13 @@ class PooledBuilder(PyBuilder):
         super().__init__()
         from tvm.support.popen_pool import PopenPoolExecutor
 
+        from hwface.rpc.procs import die_with_parent
+
         self.f_export = f_export
         self.timeout_s = timeout_s
-        self.pool = PopenPoolExecutor(max_workers=workers, timeout=timeout_s, maximum_process_uses=MAX_USES)
+        # a killed tune takes its workers with it, even mid-build (they would finish the build first)
+        self.pool = PopenPoolExecutor(max_workers=workers, timeout=timeout_s, maximum_process_uses=MAX_USES,
+                                      initializer=die_with_parent, initargs=(signal.SIGKILL, os.getpid()))
 
     def build(self, build_inputs: list[BuilderInput]) -> list[BuilderResult]:
         from tvm.support.popen_pool import StatusKind

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 import tempfile
@@ -157,6 +158,7 @@ def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, ex
     """
     from tvm.s_tir import meta_schedule as ms
 
+    from hwface.rpc.procs import die_with_parent
     from hwface.tune.runner import ExclusiveRunner
 
     runner = ms.runner.RPCRunner(
@@ -166,6 +168,7 @@ def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, ex
         evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=40,
                                                    enable_cpu_cache_flush=False),
         max_workers=max(1, devices),
+        initializer=partial(die_with_parent, signal.SIGKILL, os.getpid()),
     )
     return ExclusiveRunner(runner) if exclusive else runner
 
