@@ -9,24 +9,46 @@ Layout::
 Both files are append-only JSON lines, written one record at a time by
 MetaSchedule, so a tune killed with SIGKILL can at worst leave a torn last line:
 :func:`open_database` drops such a line (and says so) before opening, so the
-database is always readable. Records measured on one CPU are never applied to
+database is always readable. Several tunes may share the logs at once: appends and
+repairs take the folder's lock (:func:`folder_lock`, :mod:`hwface.tune.shared_db`).
+Records measured on one CPU are never applied to
 another: the host's logs live under a folder named after the CPU model, its
 LLVM ``mcpu`` and its core count.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from hwface.targets import TargetSpec
 
 WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
+LOCK_FILE = "database.lock"
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the exclusive lock of a tuning-database folder (waits while another process holds it).
+
+    Taken around every append (:class:`hwface.tune.shared_db.SharedJSONDatabase`)
+    and every repair, so that two tunes can share one target's logs.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def logs_root() -> Path:
@@ -116,7 +138,10 @@ def db_hash(path: Path) -> str | None:
 def status(spec: TargetSpec, path: Path | None = None) -> LogsStatus:
     """Repair and describe the target's tuning logs (or those in the folder ``path``)."""
     path = Path(path) if path is not None else logs_dir(spec)
-    dropped = repair(path / WORKLOAD_FILE) + repair(path / RECORD_FILE)
+    dropped = 0
+    if path.is_dir():
+        with folder_lock(path):
+            dropped = repair(path / WORKLOAD_FILE) + repair(path / RECORD_FILE)
     count = lambda f: sum(1 for line in f.read_bytes().splitlines() if line.strip()) if f.exists() else 0  # noqa: E731
     others: tuple[str, ...] = ()
     if spec.is_host and path == logs_dir(spec) and path.parent.exists():
@@ -138,14 +163,20 @@ def open_database(spec: TargetSpec, create: bool = False, path: Path | None = No
 
     Returns
     -------
-    (JSONDatabase or None, str or None)
+    (Database or None, str or None)
+        With ``create``, a :class:`~hwface.tune.shared_db.SharedJSONDatabase`
+        (another tune may append to the same logs meanwhile); else MetaSchedule's
+        JSONDatabase.
     """
     from tvm.s_tir import meta_schedule as ms
 
     st = status(spec, path)
     if st.records == 0 and not create:
         return None, None
-    st.path.mkdir(parents=True, exist_ok=True)
+    if create:
+        from hwface.tune.shared_db import SharedJSONDatabase
+
+        return SharedJSONDatabase(st.path), st.db_hash
     db = ms.database.JSONDatabase(
         path_workload=str(st.path / WORKLOAD_FILE),
         path_tuning_record=str(st.path / RECORD_FILE),
@@ -177,6 +208,16 @@ def count_tuned_kernels(fused, spec: TargetSpec, database) -> tuple[int, int]:
     tasks = kernel_tasks(fused, spec)
     counts = record_counts(database, [t.dispatched[0] for t in tasks])
     return sum(1 for n in counts if n > 0), len(tasks)
+
+
+def stored_twin(database, mod):
+    """The database's own copy of a kernel structurally equal to ``mod`` (with its block names), else ``mod``.
+
+    Tune on it: a record is filed under, and replayed on load against, the first
+    structurally equal workload, so it must be traced on that workload's names
+    (see :mod:`hwface.tune.shared_db`).
+    """
+    return database.commit_workload(mod).mod if database.has_workload(mod) else mod
 
 
 def record_counts(database, mods) -> list[int]:

@@ -183,8 +183,14 @@ def search_strategy(trials_per_kernel: int, genetic_num_iters: int = 4):
                                                  genetic_num_iters=genetic_num_iters)
 
 
-def tune_contexts(tasks, trials_per_kernel: int, spec, seed: int | None, work_dir: str):
-    """One MetaSchedule TuneContext per extracted task, each with its own :func:`search_strategy`; and the weights."""
+def tune_contexts(tasks, trials_per_kernel: int, spec, seed: int | None, work_dir: str, database=None):
+    """One MetaSchedule TuneContext per extracted task, each with its own :func:`search_strategy`; and the weights.
+
+    With ``database``, a kernel it already holds is tuned on its stored copy
+    (:func:`hwface.tune.logs.stored_twin`), so that its records replay there.
+    """
+    from hwface.tune.logs import stored_twin
+
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
     from tvm.s_tir.meta_schedule.utils import fork_seed
@@ -193,10 +199,11 @@ def tune_contexts(tasks, trials_per_kernel: int, spec, seed: int | None, work_di
 
     register_cpu_intrinsics()
     loggers = get_loggers_from_work_dir(work_dir, [t.task_name for t in tasks])
-    contexts = [ms.TuneContext(mod=t.dispatched[0], target=t.target, space_generator="post-order-apply",
+    mods = [stored_twin(database, t.dispatched[0]) if database is not None else t.dispatched[0] for t in tasks]
+    contexts = [ms.TuneContext(mod=mod, target=t.target, space_generator="post-order-apply",
                                search_strategy=search_strategy(trials_per_kernel), task_name=t.task_name,
                                logger=logger, rand_state=rand_state, num_threads=search_threads(spec)).clone()
-                for t, logger, rand_state in zip(tasks, loggers, fork_seed(seed, n=len(tasks)))]
+                for t, mod, logger, rand_state in zip(tasks, mods, loggers, fork_seed(seed, n=len(tasks)))]
     return contexts, [t.weight for t in tasks]
 
 
@@ -457,7 +464,7 @@ def run_search(plan: TunePlan, spec, seed: int | None, builder, runner, database
         return progress
     with meta_schedule_logging():
         contexts, weights = tune_contexts([plan.tasks[i] for i in todo], plan.per_kernel, spec, seed,
-                                          tempfile.mkdtemp(prefix="hwface-tune-"))
+                                          tempfile.mkdtemp(prefix="hwface-tune-"), database)
         previous = signal.signal(signal.SIGINT, progress.request_stop)
         try:
             with progress:

@@ -43,3 +43,25 @@ def tuning_logs(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "tuning_logs"
     monkeypatch.setenv("HWFACE_TUNING_LOGS", str(path))
     return path
+
+
+def assert_every_record_replays(folder: Path) -> int:
+    """Open the tuning database in ``folder`` as MetaSchedule does (which replays every record on its
+    workload) and replay each once more; returns the record count."""
+    import json
+
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from hwface.tune import logs
+
+    lines = [json.loads(line) for line in (folder / logs.RECORD_FILE).read_text().splitlines()]
+    workloads = (folder / logs.WORKLOAD_FILE).read_text().splitlines()
+    assert all(0 <= idx < len(workloads) for idx, _ in lines)
+    database = ms.database.JSONDatabase(path_workload=str(folder / logs.WORKLOAD_FILE),
+                                        path_tuning_record=str(folder / logs.RECORD_FILE))
+    records = database.get_all_tuning_records()
+    assert len(records) == len(lines)
+    for r in records:  # a record filed under another kernel's workload does not replay on it
+        r.trace.apply_to_schedule(tvm.s_tir.Schedule(r.workload.mod), remove_postproc=False)
+    return len(records)

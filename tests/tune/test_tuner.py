@@ -12,6 +12,7 @@ from hwface.errors import HwfaceError
 from hwface.targets import load_target
 from hwface.tune import logs
 from hwface.tune.tuner import heaviest_kernels, tune
+from tests.tune.conftest import assert_every_record_replays
 
 
 def test_tune_records_and_reports(tiny_a, tuning_logs, cli):
@@ -37,6 +38,14 @@ def test_reuse_across_models(tiny_a, tiny_b, tuning_logs):
     assert len(reused) == len(first.kernels) and len(new) == 1  # only the depthwise kernel is new
     assert all(k.trials_this_run == 0 for k in second.kernels if k.reused)
     assert second.trials_run == sum(k.trials_this_run for k in second.kernels if not k.reused) > 0
+    # a bigger budget tunes the shared kernels on from tiny_b, whose reduction block has another name
+    more = max(k.records for k in second.kernels) + 1
+    third = tune(onnx_path=tiny_b, target="host", trials=2 * len(second.kernels), trials_per_kernel=more,
+                 show_progress=False, measure_baseline=False)
+    assert third.trials_run > 0 and not any(k.reused for k in third.kernels)
+    grown = {k3.name: (k2.records, k3.records, k3.trials_this_run) for k3, k2 in zip(third.kernels, second.kernels)}
+    assert grown["mean"][1] > grown["mean"][0], grown  # its new records are kept
+    assert assert_every_record_replays(logs.logs_dir(load_target("host"))) == sum(k.records for k in third.kernels)
 
 
 def test_tuned_compile_applies_logs(tiny_a, tuning_logs, tmp_path, cli):
