@@ -233,6 +233,34 @@ def numpy_outputs(value) -> tuple:
     return tuple(v for item in value for v in numpy_outputs(item))
 
 
+def _manifest(spec, network, fused, so: Path, model: str | None, kernels: int, tuned: int, linker,
+              tuning_db_hash: str | None) -> Manifest:
+    """The manifest of a freshly linked ``model.so``."""
+    import tvm
+
+    import hwface
+
+    inp = network.input
+    outputs = output_specs(fused["main"].ret_ty, [o.name for o in network.onnx_model.graph.output])
+    return Manifest(
+        hwface_version=hwface.__version__,
+        tvm_version=tvm.__version__,
+        target_name=spec.name,
+        target=spec.target,
+        host=spec.host,
+        input={"name": inp.name, "shape": list(inp.shape), "dtype": inp.dtype},
+        output={k: v for k, v in outputs[0].items() if k != "name"},
+        outputs=outputs,
+        preprocessing=ZOO_PREPROCESSING if model is not None else None,
+        tuning_db_hash=tuning_db_hash,
+        so_sha256=sha256_file(so),
+        model=model,
+        kernels=kernels,
+        tuned_kernels=tuned,
+        linker=linker.describe(),
+    )
+
+
 def compile_artifact(
     out_dir: str | Path,
     target: str = "host",
@@ -267,9 +295,6 @@ def compile_artifact(
     progress : callable, optional
         ``progress(message)`` called at each stage.
     """
-    import tvm
-
-    import hwface
     from hwface.compile.build import build, export_so, kernels_left
     from hwface.compile.network import fused_module, load_network
     from hwface.compile.slice_views import uses_views
@@ -287,7 +312,6 @@ def compile_artifact(
         raise ArtifactError(f"cannot create the artifact directory {out}: {exc.strerror or exc}") from None
     say(f"exporting {model} to ONNX" if model else f"cleaning {onnx_path} (static shapes, folded constants)")
     network = load_network(model, onnx_path, input_size, input_shape, onnx_out=out / ONNX_NAME)
-    inp = network.input
     say("importing into TVM Relax and fusing kernels")
     fused = fused_module(network, spec)
     kernels = kernels_left(fused, uses_views(spec.tvm_target()))
@@ -300,24 +324,8 @@ def compile_artifact(
     say(f"building {len(kernels)} kernels for {spec.name}")
     executable = build(fused, spec, database=database, progress=say)
     so = export_so(executable, out / SO_NAME, spec)
-    outputs = output_specs(fused["main"].ret_ty, [o.name for o in network.onnx_model.graph.output])
-    manifest = Manifest(
-        hwface_version=hwface.__version__,
-        tvm_version=tvm.__version__,
-        target_name=spec.name,
-        target=spec.target,
-        host=spec.host,
-        input={"name": inp.name, "shape": list(inp.shape), "dtype": inp.dtype},
-        output={k: v for k, v in outputs[0].items() if k != "name"},
-        outputs=outputs,
-        preprocessing=ZOO_PREPROCESSING if model is not None else None,
-        tuning_db_hash=tuning_db_hash if database is not None else None,
-        so_sha256=sha256_file(so),
-        model=model,
-        kernels=len(kernels),
-        tuned_kernels=tuned,
-        linker=linker.describe(),
-    )
+    manifest = _manifest(spec, network, fused, so, model, len(kernels), tuned, linker,
+                         tuning_db_hash if database is not None else None)
     manifest.write(out)
     return Artifact(out, manifest)
 

@@ -325,9 +325,8 @@ def tune(
     measure_baseline : bool
         Also measure every kernel's untuned schedule (for the speedup column).
     top_kernels : int, optional
-        Tune only this many kernels: those with the largest share of the
-        network's time (best recorded latency, else untuned latency, x
-        occurrences), where more trials pay off most. Default: every kernel.
+        Tune only this many kernels, those with the largest share of the
+        network's time (:meth:`TunePlan.choose`). Default: every kernel.
     logs_path : path, optional
         Folder of the tuning database instead of the target's (or the rehearsal's).
     """
@@ -350,8 +349,8 @@ def tune(
         if not tasks:
             raise HwfaceError(f"{network.name} has no kernels to tune")
         database, _ = logs.open_database(spec, create=True, path=folder)
-        plan = TunePlan(tasks, trials, trials_per_kernel or max(1, math.ceil(trials / min(top_kernels or len(tasks),
-                                                                                             len(tasks)))),
+        focus = min(top_kernels or len(tasks), len(tasks))
+        plan = TunePlan(tasks, trials, trials_per_kernel or max(1, math.ceil(trials / focus)),
                         logs.record_counts(database, [t.dispatched[0] for t in tasks]))
         with closing(make_builder(spec)) as builder:
             runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices, exclusive=spec.is_host)
@@ -418,7 +417,11 @@ class TunePlan:
         return measure_default([t.dispatched[0] for t in self.tasks], spec, builder, runner, database, first_seen)
 
     def choose(self, database, untuned: list[float | None], top_kernels: int | None) -> None:
-        """Keep every kernel, or the ``top_kernels`` of the largest share of the network's time."""
+        """Keep every kernel, or the ``top_kernels`` of the largest share of the network's time.
+
+        A kernel's share: best recorded latency, else untuned latency, x occurrences
+        (where more trials pay off most).
+        """
         from hwface.tune import logs
 
         self.chosen = set(range(len(self.tasks)))
