@@ -31,6 +31,7 @@ import numpy as np
 from hwface.errors import HwfaceError
 from hwface.latency.features import FEATURE_VERSION, FEATURES, feature_matrix
 from hwface.latency.key import LayerKey
+from hwface.latency.reference import ReferenceState, canonical_state, normalized_networks, normalized_rows
 
 MODES = ("global", "per_kind")
 QUANTILES = (0.1, 0.9)
@@ -133,6 +134,7 @@ class Predictor:
     rows: int
     trials_per_kernel: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    reference: ReferenceState | None = None  # the state its latencies are scaled to (hwface.latency.reference)
 
     def predict_log(self, keys: list[LayerKey]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``log(latency_us)``: point, p10 and p90 per key (one XGBoost call per model)."""
@@ -170,6 +172,7 @@ class Predictor:
             "margin": f"log(madds + {WORK_BYTES_WEIGHT} * bytes + {WORK_FLOOR})", "rows": self.rows, "trials_per_kernel": self.trials_per_kernel,
             "xgboost_version": xgb.__version__, "point_models": files, "interval_model": "interval.ubj",
             "quantiles": list(QUANTILES), "overhead": self.overhead.__dict__, "metrics": self.metrics,
+            "reference_state": self.reference.to_dict() if self.reference else None,
         }
         (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
         return folder
@@ -208,8 +211,10 @@ class Predictor:
             raise PredictorError(f"corrupt predictor at {folder}: {type(exc).__name__}: "
                                  f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}; "
                                  "retrain with `hwface predictor train`") from None
+        state = side.get("reference_state")
         return cls(side["target"], side["regime"], side["fingerprint"], side["mode"], point, interval,
-                   Overhead(**side["overhead"]), side["rows"], side.get("trials_per_kernel"), side.get("metrics", {}))
+                   Overhead(**side["overhead"]), side["rows"], side.get("trials_per_kernel"), side.get("metrics", {}),
+                   ReferenceState(**state) if state else None)
 
 
 def _point_predict(models: dict[str, Any], keys: list[LayerKey], x: np.ndarray) -> np.ndarray:
@@ -262,7 +267,8 @@ def train_predictor(frame, networks, target: str, regime: str, fingerprint: str,
     Parameters
     ----------
     frame : DataFrame
-        Current training rows (``key``, ``median_us``), held-out rows excluded.
+        Current training rows (``key``, ``median_us``, ``reference``), held-out rows excluded; their
+        latencies are scaled to the median reference state first (:mod:`hwface.latency.reference`).
     networks : DataFrame
         Current training networks (``kernel_sum_us``, ``median_us``, ``kernel_calls``) for the overhead.
     mode : str, optional
@@ -273,6 +279,8 @@ def train_predictor(frame, networks, target: str, regime: str, fingerprint: str,
     PredictorError
         Too few rows to train.
     """
+    state = canonical_state(frame)
+    frame, networks = normalized_rows(frame, state), normalized_networks(networks, state)
     keys, lat = training_table(frame)
     if len(keys) < 20:
         raise PredictorError(f"only {len(keys)} distinct current layer keys for {target}/{regime}: measure more "
@@ -288,7 +296,7 @@ def train_predictor(frame, networks, target: str, regime: str, fingerprint: str,
         if len(networks) else Overhead(0.0, 0.0)
     metrics = {"mode_rmspe_on_held_back_fifth": scores, "distinct_keys": len(keys)}
     return Predictor(target, regime, fingerprint, mode, point, interval, overhead, len(frame), trials_per_kernel,
-                     metrics)
+                     metrics, state)
 
 
 def predictor_dir(target: str, regime: str, fingerprint: str) -> Path:

@@ -117,8 +117,9 @@ def evaluate(target: str = "host", regime: str = "default", folder: str | Path |
              fingerprint: str | None = None) -> EvalReport:
     """Evaluate the saved predictor on the held-out networks (never trained on).
 
-    Kernel level: every distinct key of the held-out networks' kernel rows,
-    predicted by the model (not looked up). Network level: each held-out
+    All latencies are scaled to the predictor's reference state
+    (:mod:`hwface.latency.reference`). Kernel level: every distinct key of the
+    held-out networks' kernel rows, predicted by the model (not looked up). Network level: each held-out
     network's end-to-end median against (a) hwface's answer (kernels measured
     in the training rows where there, else predicted, plus overhead), (b) the
     MAdds-only fit on the training networks, (c) the sum of the network's own
@@ -127,14 +128,15 @@ def evaluate(target: str = "host", regime: str = "default", folder: str | Path |
     from hwface.latency.estimate import estimate_network, madds_baseline
     from hwface.latency.key import LayerKey
     from hwface.latency.metrics import accuracy, coverage
+    from hwface.latency.reference import normalized_networks, normalized_rows
     from hwface.latency.store import LatencyStore, db_path
 
     spec, pred, table = load(target, regime, folder, fingerprint)
-    today = pred.fingerprint
+    today, state = pred.fingerprint, pred.reference
     with LatencyStore(db_path(spec.name)) as db:
-        held_rows, _ = db.current_frame(today, regime, split="heldout")
-        held = db.networks_frame(fingerprint=today, regime=regime, split="heldout")
-        train_nets = db.networks_frame(fingerprint=today, regime=regime, split="train")
+        held_rows = normalized_rows(db.current_frame(today, regime, split="heldout")[0], state)
+        held = normalized_networks(db.networks_frame(fingerprint=today, regime=regime, split="heldout"), state)
+        train_nets = normalized_networks(db.networks_frame(fingerprint=today, regime=regime, split="train"), state)
     if held.empty:
         raise HwfaceError(f"no held-out {regime} networks measured for {spec.name} under fingerprint {today}: "
                           f"run `hwface predictor heldout --target {spec.name} --regime {regime} --n 100`")

@@ -120,8 +120,13 @@ def _verify(report: SearchReport, spec, regime: str, winners, say: Callable[[str
     jobs = [NetworkJob(search_name(c.spec), lambda c=c: args(c)) for c in winners]
     run = measure_networks(spec, regime, jobs, progress=say)
     report.verify_failed = run.failed
+    from hwface.latency.predictor import Predictor, predictor_dir
+    from hwface.latency.reference import normalized_networks
+
+    state = Predictor.load(predictor_dir(spec.name, regime, report.fingerprint)).reference
     with LatencyStore(db_path(spec.name)) as db:
-        nets = db.networks_frame(fingerprint=report.fingerprint, regime=regime, split="heldout")
-    measured = dict(zip(nets["name"], nets["median_us"])) if len(nets) else {}
+        nets = normalized_networks(db.networks_frame(fingerprint=report.fingerprint, regime=regime,
+                                                     split="heldout"), state)
+    measured = dict(zip(nets["name"], nets["median_us"])) if len(nets) else {}  # in the predictor's reference state
     report.verified = [Verified(search_name(c.spec), c.latency_us, c.low_us, c.high_us,
                                 measured.get(search_name(c.spec)), c.madds) for c in winners]
