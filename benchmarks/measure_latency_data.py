@@ -4,6 +4,7 @@
     python benchmarks/measure_latency_data.py default-sample --n 3000
     python benchmarks/measure_latency_data.py zoo-default        # every zoo network, TVM's default schedules
     python benchmarks/measure_latency_data.py heldout-default --n 100
+    python benchmarks/measure_latency_data.py tuned-sample --n 1000    # K = TUNED_BUDGET trials a kernel
     python benchmarks/measure_latency_data.py default-sample zoo-default heldout-default --n 3000 --n-heldout 100
 
 Several steps run one after the other in one process (every module they use is
@@ -52,6 +53,25 @@ def default_sample(args) -> None:
     say(f"done: {r.__dict__}")
 
 
+# The tuned regime's one budget K (trials per kernel, TVM's default schedule counted apart).
+TUNED_BUDGET = 16
+
+
+def tuned_sample(args) -> None:
+    from hwface.latency.sampler import KINDS, sample
+
+    last = [0.0]
+
+    def progress(done: int, total: int, msg: str) -> None:
+        if time.time() - last[0] > 20 or "again" in msg:
+            last[0] = time.time()
+            say(f"{done}/{total} configurations: {msg}")
+
+    r = sample(target=args.target, kinds=KINDS, n=args.n, regime="tuned", seed=0, batch=16,
+               trials_per_kernel=TUNED_BUDGET, progress=progress)
+    say(f"done: {r.__dict__}")
+
+
 def zoo_default(args) -> None:
     from hwface.workflows.zoo_data import measure_zoo
 
@@ -82,7 +102,7 @@ def main(argv=None) -> int:
 
 
 STEPS = {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
-         "heldout-default": heldout_default}
+         "heldout-default": heldout_default, "tuned-sample": tuned_sample}
 
 
 if __name__ == "__main__":
