@@ -129,9 +129,9 @@ def test_tune_without_a_device_says_what_to_start(tiny_a, tuning_logs, cli, tmp_
 
 def test_two_tunes_at_once_share_one_log(tiny_a, tiny_b, tuning_logs):
     """Both start on empty logs and add workloads at the same time; every record still replays on its workload."""
-    procs = [_tune_proc(["--onnx", onnx, "--trials", "8", "--trials-per-kernel", "2", "--no-baseline"], tuning_logs)
+    procs = [_tune_proc(["--onnx", onnx, "--trials", "5", "--trials-per-kernel", "1", "--no-baseline"], tuning_logs)
              for onnx in (tiny_a, tiny_b)]
     for proc in procs:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
-    assert assert_every_record_replays(logs.logs_dir(load_target("host"))) >= 8
+    assert assert_every_record_replays(logs.logs_dir(load_target("host"))) >= 5
