@@ -312,38 +312,9 @@ def bootstrap(ssh: str, key: str, tracker: str, identity: str | Path | None = No
     procs.warn_if_exposed(bind, f"the remote RPC server for key {key!r}")
     client = open_ssh(target, identity, known_hosts, accept_new_host_key, password)
     try:
-        q = shlex.quote
-        code, out, err = run_command(client, f"{q(python)} -c {q(_CHECK_SCRIPT)} {q(bind)}")
-        if code != 0:
-            last = (err.strip().splitlines() or out.strip().splitlines() or [f"exit code {code}"])[-1]
-            if code == 127:
-                raise SshError(f"{target}: no Python at {python!r} ({last}); pass --python PATH")
-            raise SshError(f"{target}: {python} failed: {last}")
-        info = json.loads(out.strip().splitlines()[-1])
-        if "tvm" not in info:
-            raise SshError(f"{target}: {python} (Python {info['python']}) has no TVM runtime: {info.get('tvm_error')}; "
-                           "install apache-tvm there")
+        info = _remote_python_info(client, target, python, bind)
         chosen = port or int(info["free_port"])
-        remote_dir = f"{info['home']}/{REMOTE_DIR}"
-        code, _, err = run_command(client, f"mkdir -p {q(remote_dir)}")
-        if code != 0:
-            raise SshError(f"{target}: cannot create {remote_dir}: {err.strip()}")
-        script = f"{remote_dir}/device_server.py"
-        with client.open_sftp() as sftp:
-            sftp.put(str(DEVICE_SERVER), script)
-        log = f"{remote_dir}/server-{key}-{chosen}.log"
-        argv = [python, script, "--host", bind, "--port", str(chosen), "--port-end", str(chosen + 1),
-                "--tracker", tracker, "--key", key]
-        env = "env TVM_USE_RUNTIME_LIB=1"
-        if info.get("runtime_extra"):
-            argv += ["--load-library", info["runtime_extra"]]
-        else:
-            env = "env"
-        cmd = f"cd {q(remote_dir)} && {env} {q(python)} -c {q(_DETACH_SCRIPT)} {q(log)} " + " ".join(map(q, argv))
-        code, out, err = run_command(client, cmd)
-        if code != 0 or not out.strip().isdigit():
-            raise SshError(f"{target}: cannot start the RPC server: {(err.strip() or out.strip())[-300:]}")
-        pid = int(out.strip())
+        pid, log = _start_remote_server(client, target, info, python, key, tracker, bind, chosen)
         record = BootstrapRecord(
             key=key, tracker=tracker, ssh=str(target), identity=str(identity) if identity else None,
             known_hosts=str(known_hosts) if known_hosts else None, python=python, pid=pid, bind=bind,
@@ -357,6 +328,48 @@ def bootstrap(ssh: str, key: str, tracker: str, identity: str | Path | None = No
         return record
     finally:
         client.close()
+
+
+def _remote_python_info(client, target, python: str, bind: str) -> dict:
+    """What the remote Python reports (version, TVM, home, a free port); refuses one without Python or TVM."""
+    q = shlex.quote
+    code, out, err = run_command(client, f"{q(python)} -c {q(_CHECK_SCRIPT)} {q(bind)}")
+    if code != 0:
+        last = (err.strip().splitlines() or out.strip().splitlines() or [f"exit code {code}"])[-1]
+        if code == 127:
+            raise SshError(f"{target}: no Python at {python!r} ({last}); pass --python PATH")
+        raise SshError(f"{target}: {python} failed: {last}")
+    info = json.loads(out.strip().splitlines()[-1])
+    if "tvm" not in info:
+        raise SshError(f"{target}: {python} (Python {info['python']}) has no TVM runtime: {info.get('tvm_error')}; "
+                       "install apache-tvm there")
+    return info
+
+
+def _start_remote_server(client, target, info: dict, python: str, key: str, tracker: str, bind: str,
+                         port: int) -> tuple[int, str]:
+    """Upload hwface's device server and start it detached on the remote; its pid and log path."""
+    q = shlex.quote
+    remote_dir = f"{info['home']}/{REMOTE_DIR}"
+    code, _, err = run_command(client, f"mkdir -p {q(remote_dir)}")
+    if code != 0:
+        raise SshError(f"{target}: cannot create {remote_dir}: {err.strip()}")
+    script = f"{remote_dir}/device_server.py"
+    with client.open_sftp() as sftp:
+        sftp.put(str(DEVICE_SERVER), script)
+    log = f"{remote_dir}/server-{key}-{port}.log"
+    argv = [python, script, "--host", bind, "--port", str(port), "--port-end", str(port + 1),
+            "--tracker", tracker, "--key", key]
+    env = "env TVM_USE_RUNTIME_LIB=1"
+    if info.get("runtime_extra"):
+        argv += ["--load-library", info["runtime_extra"]]
+    else:
+        env = "env"
+    cmd = f"cd {q(remote_dir)} && {env} {q(python)} -c {q(_DETACH_SCRIPT)} {q(log)} " + " ".join(map(q, argv))
+    code, out, err = run_command(client, cmd)
+    if code != 0 or not out.strip().isdigit():
+        raise SshError(f"{target}: cannot start the RPC server: {(err.strip() or out.strip())[-300:]}")
+    return int(out.strip()), log
 
 
 def _wait_registered(client, record: BootstrapRecord, timeout_s: float) -> None:
