@@ -265,89 +265,116 @@ def prepare_root(cache: Path | None = None, log: Callable[[str], None] | None = 
             return er
         t0 = time.monotonic()
         tools = _need_tools()
-        sudo: list[str] = []
-        if os.geteuid() != 0:
-            if shutil.which("sudo") is None:
-                raise EmulationError("debootstrap needs root: run as root or install sudo")
-            sudo = ["sudo", "-n"]
+        sudo = _sudo()
         mirror = debian_mirror()
-        if base.exists():
-            shutil.rmtree(base, ignore_errors=True)
-            if base.exists() and sudo:
-                subprocess.run(sudo + ["rm", "-rf", str(base)], timeout=300, check=False)
+        _remove(base, sudo)
         tmp = base.parent / f"arm64-qemu.tmp{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         root = tmp / "root"
         root.mkdir(parents=True)
-        _run(sudo + [tools["debootstrap"], "--foreign", f"--arch={ARCH}", "--variant=minbase",
-                     f"--include={','.join(DEBIAN_PACKAGES)}", SUITE, str(root), mirror],
-             f"debootstrap {SUITE} {ARCH} from {mirror}", PREPARE_TIMEOUT_S, log)
-        if sudo:
-            subprocess.run(sudo + ["chown", "-R", f"{os.getuid()}:{os.getgid()}", str(root)], timeout=300, check=True)
-        debs = sorted((root / "var" / "cache" / "apt" / "archives").glob("*.deb"))
-        log(f"[emulate] unpacking {len(debs)} Debian packages")
-        for deb in debs:  # the first stage unpacked only 'required'; unpack everything
-            fsys = subprocess.Popen([tools["dpkg-deb"], "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-            res = subprocess.run([tools["tar"], "-x", "-k", "--keep-directory-symlink", "--no-same-owner",
-                                  "-C", str(root)], stdin=fsys.stdout, stderr=subprocess.PIPE, timeout=300)
-            fsys.stdout.close()
-            fsys.wait(timeout=60)
-            # -k reports files that the first stage already unpacked: not an error
-            if fsys.returncode != 0:
-                raise EmulationError(f"cannot unpack {deb.name}: {res.stderr.decode(errors='replace')[-300:]}")
-            deb.unlink()
-        if not (root / "usr" / "bin" / f"python{PY_VERSION}").exists():
-            raise EmulationError(f"debootstrap produced no python{PY_VERSION} in {root}")
-
-        wheels = base.parent / "wheels-aarch64"
-        wheels.mkdir(parents=True, exist_ok=True)
-        plat = [a for p in PLATFORMS for a in ("--platform", p)]
-        pyv = ["--python-version", PY_VERSION, "--implementation", "cp", "--abi", "cp311", "--only-binary=:all:"]
-        reqs = _requirements()
-        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), *plat, *pyv, *reqs],
-             f"pip download (aarch64): {' '.join(reqs)}", PREPARE_TIMEOUT_S, log)
-        files = [str(_wheel_for(wheels, req)) for req in reqs]
-        site = root / "opt" / "hwface" / "site"
-        _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
-              *plat, *pyv, *files], "pip install --target (aarch64 wheels)", PREPARE_TIMEOUT_S, log)
-        for rel in DROP_LIBS:
-            (site / rel).unlink(missing_ok=True)
-
-        bin_dir = tmp / "bin"
-        bin_dir.mkdir()
+        _debootstrap(root, tools, sudo, mirror, log)
+        reqs = _install_wheels(base.parent / "wheels-aarch64", root / "opt" / "hwface" / "site", log)
         final = EmulatedRoot(base)
-        wrapper = bin_dir / "python3"
-        qemu = tools["qemu-aarch64-static"]
-        wrapper.write_text(
-            "#!/bin/sh\n"
-            "# Runs the emulated device's Python under user-mode QEMU (written by hwface device emulate).\n"
-            f'exec {qemu} -L {final.root} -0 {final.python} {final.root}/usr/bin/python{PY_VERSION} "$@"\n'
-        )
-        wrapper.chmod(0o755)
+        _write_wrapper(tmp / "bin", final, tools["qemu-aarch64-static"])
         tmp.rename(base)
-        # First import: checks the root and writes the .pyc files once.
-        log("[emulate] checking that the emulated Python imports tvm (compiles .pyc once)")
-        try:
-            res = subprocess.run(
-                [str(final.python), "-c",
-                 "import platform, sys, tvm, tvm_ffi, numpy, cloudpickle, psutil, tvm.rpc;"
-                 "print(platform.machine(), sys.executable, tvm.__version__, tvm_ffi.__version__)"],
-                env=final.env(), capture_output=True, text=True, timeout=600, start_new_session=True)
-        except subprocess.TimeoutExpired:
-            raise EmulationError("the emulated Python did not import tvm within 600 s") from None
-        fields = res.stdout.split()
-        if res.returncode != 0 or not fields or fields[0] != "aarch64" or fields[1] != str(final.python):
-            shutil.rmtree(base, ignore_errors=True)
-            raise EmulationError("the emulated root is broken (python -c 'import tvm' under qemu): "
-                                 + (res.stderr.strip().splitlines() or res.stdout.splitlines() or ["no output"])[-1])
+        versions = _check_root(base, final, log)
         size = int(subprocess.run(["du", "-sb", str(base)], capture_output=True, text=True, timeout=120)
                    .stdout.split()[0])
         info = {"suite": SUITE, "arch": ARCH, "mirror": mirror, "requirements": reqs,
-                "tvm_version": fields[2], "tvm_ffi_version": fields[3], "size_bytes": size,
+                "tvm_version": versions[0], "tvm_ffi_version": versions[1], "size_bytes": size,
                 "prepare_s": round(time.monotonic() - t0, 1), "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (base / STAMP).write_text(json.dumps(info, indent=2) + "\n")
         log(f"[emulate] ready: {base} ({size / 1e9:.2f} GB, {info['prepare_s']:.0f} s)")
         return final
+
+
+def _sudo() -> list[str]:
+    """The prefix that runs debootstrap as root: none for root, ``sudo -n`` otherwise."""
+    if os.geteuid() == 0:
+        return []
+    if shutil.which("sudo") is None:
+        raise EmulationError("debootstrap needs root: run as root or install sudo")
+    return ["sudo", "-n"]
+
+
+def _remove(path: Path, sudo: list[str]) -> None:
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        if path.exists() and sudo:
+            subprocess.run(sudo + ["rm", "-rf", str(path)], timeout=300, check=False)
+
+
+def _debootstrap(root: Path, tools: dict[str, str], sudo: list[str], mirror: str, log) -> None:
+    """A minimal Debian AArch64 root with Python in ``root``: debootstrap's first stage, then every package unpacked."""
+    _run(sudo + [tools["debootstrap"], "--foreign", f"--arch={ARCH}", "--variant=minbase",
+                 f"--include={','.join(DEBIAN_PACKAGES)}", SUITE, str(root), mirror],
+         f"debootstrap {SUITE} {ARCH} from {mirror}", PREPARE_TIMEOUT_S, log)
+    if sudo:
+        subprocess.run(sudo + ["chown", "-R", f"{os.getuid()}:{os.getgid()}", str(root)], timeout=300, check=True)
+    debs = sorted((root / "var" / "cache" / "apt" / "archives").glob("*.deb"))
+    log(f"[emulate] unpacking {len(debs)} Debian packages")
+    for deb in debs:  # the first stage unpacked only 'required'; unpack everything
+        fsys = subprocess.Popen([tools["dpkg-deb"], "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+        res = subprocess.run([tools["tar"], "-x", "-k", "--keep-directory-symlink", "--no-same-owner",
+                              "-C", str(root)], stdin=fsys.stdout, stderr=subprocess.PIPE, timeout=300)
+        fsys.stdout.close()
+        fsys.wait(timeout=60)
+        # -k reports files that the first stage already unpacked: not an error
+        if fsys.returncode != 0:
+            raise EmulationError(f"cannot unpack {deb.name}: {res.stderr.decode(errors='replace')[-300:]}")
+        deb.unlink()
+    if not (root / "usr" / "bin" / f"python{PY_VERSION}").exists():
+        raise EmulationError(f"debootstrap produced no python{PY_VERSION} in {root}")
+
+
+def _install_wheels(wheels: Path, site: Path, log) -> list[str]:
+    """Download the aarch64 wheels of the device's requirements (cached in ``wheels``) into ``site``; the requirements."""
+    wheels.mkdir(parents=True, exist_ok=True)
+    plat = [a for p in PLATFORMS for a in ("--platform", p)]
+    pyv = ["--python-version", PY_VERSION, "--implementation", "cp", "--abi", "cp311", "--only-binary=:all:"]
+    reqs = _requirements()
+    _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), *plat, *pyv, *reqs],
+         f"pip download (aarch64): {' '.join(reqs)}", PREPARE_TIMEOUT_S, log)
+    files = [str(_wheel_for(wheels, req)) for req in reqs]
+    _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
+          *plat, *pyv, *files], "pip install --target (aarch64 wheels)", PREPARE_TIMEOUT_S, log)
+    for rel in DROP_LIBS:
+        (site / rel).unlink(missing_ok=True)
+    return reqs
+
+
+def _write_wrapper(bin_dir: Path, final: EmulatedRoot, qemu: str) -> None:
+    """``bin/python3``: the emulated device's Python under user-mode QEMU, at the root's final place."""
+    bin_dir.mkdir()
+    wrapper = bin_dir / "python3"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "# Runs the emulated device's Python under user-mode QEMU (written by hwface device emulate).\n"
+        f'exec {qemu} -L {final.root} -0 {final.python} {final.root}/usr/bin/python{PY_VERSION} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+
+
+def _check_root(base: Path, final: EmulatedRoot, log) -> tuple[str, str]:
+    """Import TVM in the emulated Python once (which also writes the .pyc files); its TVM and TVM FFI versions.
+
+    A root that fails is removed.
+    """
+    log("[emulate] checking that the emulated Python imports tvm (compiles .pyc once)")
+    try:
+        res = subprocess.run(
+            [str(final.python), "-c",
+             "import platform, sys, tvm, tvm_ffi, numpy, cloudpickle, psutil, tvm.rpc;"
+             "print(platform.machine(), sys.executable, tvm.__version__, tvm_ffi.__version__)"],
+            env=final.env(), capture_output=True, text=True, timeout=600, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        raise EmulationError("the emulated Python did not import tvm within 600 s") from None
+    fields = res.stdout.split()
+    if res.returncode != 0 or not fields or fields[0] != "aarch64" or fields[1] != str(final.python):
+        shutil.rmtree(base, ignore_errors=True)
+        raise EmulationError("the emulated root is broken (python -c 'import tvm' under qemu): "
+                             + (res.stderr.strip().splitlines() or res.stdout.splitlines() or ["no output"])[-1])
+    return fields[2], fields[3]
 
 
 def start_emulated_server(tracker: str, key: str = DEFAULT_KEY, root: EmulatedRoot | None = None,
