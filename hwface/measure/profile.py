@@ -197,20 +197,8 @@ def profile_model(
     EmulatedMeasurement
         ``store`` was asked on an emulated device.
     """
-    import tvm
-
-    import hwface
-    from hwface.compile.build import build, export_so
-    from hwface.compile.network import fused_module_traced, load_network
-    from hwface.compile.slice_views import uses_views
-    from hwface.latency.fingerprint import measured_fingerprint
-    from hwface.latency.key import layer_key
-    from hwface.latency.kernels import kernel_madds, map_to_onnx
+    from hwface.latency.store import EmulatedMeasurement, LatencyStore, db_path
     from hwface.measure.drift import DriftGuard
-    from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement, NetworkMeasurement, db_path
-    from hwface.rpc.devices import connect
-    from hwface.rpc.embedded import DeviceEndpoint, device_for
-    from hwface.rpc.remote import call_with_deadline, check_architecture
     from hwface.targets import TargetSpec, load_target
 
     say = progress or (lambda msg: None)
@@ -220,36 +208,98 @@ def profile_model(
     _check_regime(regime, database, trials_per_kernel)
     if store and spec.emulated:
         raise EmulatedMeasurement(f"target {spec.name} is emulated: its latencies are never stored")
+    plan = plan_profile(spec, model, onnx_path, input_size, input_shape, database, say)
+    if guard is None and store:
+        say("building the drift guard's reference")
+        guard = DriftGuard(spec)
+    timed = time_on_device(plan, spec, tracker, key, repeat, min_repeat_ms, e2e_repeat or max(repeat, 5),
+                           timeout_s, bool(store), guard, say)
+    meta = RowMeta(regime, trials_per_kernel, tuning_db_hash if database is not None else None, min_repeat_ms,
+                   name or plan.network.name, split)
+    result = profile_result(plan, timed, spec, meta, guard)
+    result.network = network_measurement(result, plan, timed, meta, origin, arch_spec)
+    if store:
+        path = db_path(spec.name) if store is True else Path(store)
+        with LatencyStore(path) as db:
+            result.stored = db.add(result.measurements)
+            db.add_network(result.network)
+        result.db_path = str(path)
+    return result
+
+
+@dataclass
+class ProfilePlan:
+    """What a profile times: the network, its timed kernel calls, the built kernel library and artifact."""
+
+    network: Any
+    timed_calls: list
+    names: list[str]
+    scheduled: set[str]  # kernels a tuning record applied to
+    kernel_specs: list[KernelSpec]
+    lib_path: Path
+    art_path: Path
+    x: np.ndarray
+    tuned: bool
+
+
+def plan_profile(spec, model, onnx_path, input_size, input_shape, database, say) -> ProfilePlan:
+    """Export, fuse and map a network's kernels to its layers; build its kernel library and artifact."""
+    from hwface.compile.build import build, export_so
+    from hwface.compile.network import fused_module_traced, load_network
+    from hwface.compile.slice_views import uses_views
+    from hwface.latency.kernels import map_to_onnx
+
     say(f"exporting {model}" if model else f"loading {onnx_path}")
     network = load_network(model, onnx_path, input_size, input_shape)
     say("importing into Relax and fusing kernels")
     fused, trace = fused_module_traced(network, spec)
     calls = map_to_onnx(fused, network.onnx_model, views=uses_views(spec.tvm_target()), trace=trace)
     timed_calls = [c for c in calls if not c.runs_as_view]
-    scheduled = apply_database(fused, spec, database)
-    funcs = primfuncs(scheduled)
+    funcs = primfuncs(apply_database(fused, spec, database))
     names = sorted({c.kernel for c in timed_calls})
     # MetaScheduleApplyDatabase marks the kernels it found a record for
-    scheduled_names = {n for n in names if funcs[n].attrs and funcs[n].attrs.get("tirx.is_scheduled")}
-    tuned_kernels = len(scheduled_names) if database is not None else None
+    scheduled = {n for n in names if funcs[n].attrs and funcs[n].attrs.get("tirx.is_scheduled")}
     work = Path(tempfile.mkdtemp(prefix="hwface-profile-"))
     say(f"building {len(names)} kernels and the artifact for {spec.name}")
     lib_path = build_kernel_library({n: funcs[n] for n in names}, spec, work / "kernels.so")
     art_path = export_so(build(fused, spec, database=database), work / "model.so", spec)
-    first = {}
+    first: dict[str, Any] = {}
     for c in timed_calls:
         first.setdefault(c.kernel, c)
     kspecs = [KernelSpec(n, tuple(first[n].arg_shapes), tuple(first[n].arg_dtypes)) for n in names]
     x = np.random.default_rng(0).uniform(-1, 1, size=network.input.shape).astype(network.input.dtype)
+    return ProfilePlan(network, timed_calls, names, scheduled, kspecs, lib_path, art_path, x, database is not None)
 
-    if guard is None and store:
-        say("building the drift guard's reference")
-        guard = DriftGuard(spec)
+
+@dataclass
+class DeviceTimings:
+    """The kernels' and the artifact's timings on one device, with the drift references that bracketed them."""
+
+    kernels: dict[str, LatencyStats]
+    end_to_end: LatencyStats
+    kernels_bracket: Any
+    e2e_bracket: Any
+    info: dict[str, Any] | None
+    device: str
+    key: str
+
+
+def time_on_device(plan: ProfilePlan, spec, tracker, key, repeat: int, min_repeat_ms: float, e2e_repeat: int,
+                   timeout_s: float, storing: bool, guard, say) -> DeviceTimings:
+    """Time every kernel, then the whole artifact, on the device (each bracketed by ``guard`` when given).
+
+    Raises
+    ------
+    EmulatedMeasurement, HwfaceError
+        The device is emulated (its timings would mean nothing).
+    """
+    from hwface.latency.store import EmulatedMeasurement
+    from hwface.rpc.devices import connect
+    from hwface.rpc.embedded import DeviceEndpoint, device_for
+    from hwface.rpc.remote import call_with_deadline, check_architecture
 
     def bracketed(session, fn):
-        if not guard:
-            return fn(), None
-        return guard.run(session, fn, on_redo=say)
+        return guard.run(session, fn, on_redo=say) if guard else (fn(), None)
 
     with device_for(spec, tracker) as ep:
         if key:
@@ -258,90 +308,109 @@ def profile_model(
         session = connect(ep.tracker, ep.key, timeout_s=min(timeout_s, 300), session_timeout_s=timeout_s)
         try:
             info = call_with_deadline(session.device_info, 60, f"device {session.name}")
-            emulated = bool(info.get("emulated")) if info else ep.emulated
-            if emulated and store:
-                raise EmulatedMeasurement(
-                    f"device {session.name} is emulated: its latencies mean nothing and are never stored")
-            if emulated:
+            if bool(info.get("emulated")) if info else ep.emulated:
+                if storing:
+                    raise EmulatedMeasurement(
+                        f"device {session.name} is emulated: its latencies mean nothing and are never stored")
                 raise HwfaceError(f"device {session.name} is emulated: per-kernel latencies would mean nothing")
-            arch = check_architecture(art_path, session, info)
+            check_architecture(plan.art_path, session, info)
             done = [0]
 
             def tick(name: str) -> None:
                 done[0] += 1
-                say(f"kernel {done[0]}/{len(kspecs)}: {name}")
+                say(f"kernel {done[0]}/{len(plan.kernel_specs)}: {name}")
 
             loaded: dict[str, Any] = {}  # a re-measured batch reuses its modules
             timings, kernels_bracket = call_with_deadline(
                 lambda: bracketed(session, lambda: time_kernels(
-                    session, lib_path, kspecs, repeat, min_repeat_ms, progress=tick, loaded=loaded)),
+                    session, plan.lib_path, plan.kernel_specs, repeat, min_repeat_ms, progress=tick, loaded=loaded)),
                 timeout_s, f"timing kernels on {session.name}")
             say("timing the whole artifact")
             e2e, e2e_bracket = call_with_deadline(
-                lambda: bracketed(session, lambda: time_artifact(
-                    session, art_path, x, e2e_repeat or max(repeat, 5), loaded=loaded)),
+                lambda: bracketed(session, lambda: time_artifact(session, plan.art_path, plan.x, e2e_repeat,
+                                                                 loaded=loaded)),
                 timeout_s, f"running the artifact on {session.name}")
             loaded.clear()
-            device_name = session.name
+            return DeviceTimings(timings, e2e, kernels_bracket, e2e_bracket, info, session.name, ep.key)
         finally:
             if guard:
                 guard.forget(session)  # its handles would keep the session, and the device, busy
             session.sess = None
 
-    tuned = database is not None
+
+@dataclass(frozen=True)
+class RowMeta:
+    """How the rows of a profile are stored: regime, budget, tuning hash, sampling, source name, split."""
+
+    regime: str
+    trials_per_kernel: int | None
+    tuning_db_hash: str | None
+    min_repeat_ms: float
+    source: str
+    split: str
+
+
+def profile_result(plan: ProfilePlan, timed: DeviceTimings, spec, meta: RowMeta, guard) -> ProfileResult:
+    """One row per kernel call and one measurement per distinct kernel (tuned regime: tuned kernels only)."""
+    import tvm
+
+    import hwface
+    from hwface.latency.fingerprint import measured_fingerprint
+    from hwface.latency.key import layer_key
+    from hwface.latency.kernels import kernel_madds
+    from hwface.latency.store import Measurement
+
     rows: list[ProfileRow] = []
-    total = sum(timings[c.kernel].median_us for c in timed_calls)
+    total = sum(timed.kernels[c.kernel].median_us for c in plan.timed_calls)
     measurements = []
-    seen: set[str] = set()
-    tvm_version = tvm.__version__
-    fp = measured_fingerprint(spec, info)
-    for c in timed_calls:
-        st = timings[c.kernel]
+    fp = measured_fingerprint(spec, timed.info)
+    for c in plan.timed_calls:
+        st = timed.kernels[c.kernel]
         k = layer_key(c)
         f = k.fields_dict()
         madds = kernel_madds(c)
+        kernel_tuned = c.kernel in plan.scheduled
         rows.append(ProfileRow(
             index=c.index, kernel=c.kernel, layers=c.modules, onnx_ops=list(c.onnx_ops), op=k.op, fused=f["fused"],
             input_shapes=f["input_shapes"], output_shape=f["output_shape"], madds=madds, median_us=st.median_us,
             p10_us=st.p10_us, p90_us=st.p90_us, cv=st.cv, samples=st.samples,
-            share=st.median_us / total if total else 0.0, key=k.to_str(), tuned=c.kernel in scheduled_names))
-        if c.kernel in seen:
-            continue
-        seen.add(c.kernel)
-        kernel_tuned = c.kernel in scheduled_names
-        if regime == "tuned" and not kernel_tuned:
-            continue  # no record of the budget applied: not a tuned-regime row
+            share=st.median_us / total if total else 0.0, key=k.to_str(), tuned=kernel_tuned))
+        if any(m.kernel_name == c.kernel for m in measurements) or (meta.regime == "tuned" and not kernel_tuned):
+            continue  # once per kernel; in the tuned regime only kernels a record of the budget applied to
         measurements.append(Measurement(
-            key=k, target=spec.name, device_key=ep.key, tvm_version=tvm_version, hwface_version=hwface.__version__,
-            tuned=kernel_tuned, regime=regime, median_us=st.median_us, p10_us=st.p10_us,
-            p90_us=st.p90_us, cv=st.cv, samples=st.samples,
-            tuning_db_hash=tuning_db_hash if kernel_tuned else None,
-            trials_per_kernel=trials_per_kernel if regime == "tuned" else None,
-            device_machine=(info or {}).get("machine"), device_info=info, min_repeat_ms=min_repeat_ms,
-            source=name or network.name, kernel_name=c.kernel, madds=madds, emulated=emulated, fingerprint=fp,
-            reference=kernels_bracket.to_dict() if kernels_bracket else None, split=split))
-    result = ProfileResult(
-        model=network.name, target=spec.name, device=device_name, device_key=ep.key, device_info=info, tuned=tuned,
-        tuning_db_hash=tuning_db_hash if tuned else None, rows=rows, end_to_end=e2e, kernel_sum_us=total,
-        ratio=total / e2e.median_us if e2e.median_us else float("nan"), distinct_kernels=len(names),
-        tuned_kernels=tuned_kernels, measurements=measurements, fingerprint=fp.digest(),
-        guard=guard.summary() if guard else None)
-    result.network = NetworkMeasurement(
-        name=name or network.name, origin=origin or ("zoo" if network.zoo_model else "onnx"), target=spec.name,
-        device_key=ep.key, regime=regime, fingerprint=fp.digest(), split=split, kernel_calls=len(timed_calls),
-        kernel_sum_us=total, median_us=e2e.median_us, p10_us=e2e.p10_us, p90_us=e2e.p90_us, cv=e2e.cv,
-        samples=e2e.samples, kernels=_kernel_counts(rows), spec=arch_spec,
-        trials_per_kernel=trials_per_kernel if regime == "tuned" else None,
-        tuning_db_hash=tuning_db_hash if tuned else None, madds=sum(r.madds for r in rows),
-        reference={"kernels": kernels_bracket.to_dict() if kernels_bracket else None,
-                   "end_to_end": e2e_bracket.to_dict() if e2e_bracket else None})
-    if store:
-        path = db_path(spec.name) if store is True else Path(store)
-        with LatencyStore(path) as db:
-            result.stored = db.add(measurements)
-            db.add_network(result.network)
-        result.db_path = str(path)
-    return result
+            key=k, target=spec.name, device_key=timed.key, tvm_version=tvm.__version__,
+            hwface_version=hwface.__version__, tuned=kernel_tuned, regime=meta.regime, median_us=st.median_us,
+            p10_us=st.p10_us, p90_us=st.p90_us, cv=st.cv, samples=st.samples,
+            tuning_db_hash=meta.tuning_db_hash if kernel_tuned else None,
+            trials_per_kernel=meta.trials_per_kernel if meta.regime == "tuned" else None,
+            device_machine=(timed.info or {}).get("machine"), device_info=timed.info,
+            min_repeat_ms=meta.min_repeat_ms, source=meta.source, kernel_name=c.kernel, madds=madds, emulated=False,
+            fingerprint=fp, reference=timed.kernels_bracket.to_dict() if timed.kernels_bracket else None,
+            split=meta.split))
+    e2e = timed.end_to_end
+    return ProfileResult(
+        model=plan.network.name, target=spec.name, device=timed.device, device_key=timed.key,
+        device_info=timed.info, tuned=plan.tuned, tuning_db_hash=meta.tuning_db_hash, rows=rows, end_to_end=e2e,
+        kernel_sum_us=total, ratio=total / e2e.median_us if e2e.median_us else float("nan"),
+        distinct_kernels=len(plan.names), tuned_kernels=len(plan.scheduled) if plan.tuned else None,
+        measurements=measurements, fingerprint=fp.digest(), guard=guard.summary() if guard else None)
+
+
+def network_measurement(result: ProfileResult, plan: ProfilePlan, timed: DeviceTimings, meta: RowMeta,
+                        origin: str | None, arch_spec: dict[str, Any] | None):
+    """The network's end-to-end row: its kernels, their sum, the references of both timings."""
+    from hwface.latency.store import NetworkMeasurement
+
+    e2e = timed.end_to_end
+    return NetworkMeasurement(
+        name=meta.source, origin=origin or ("zoo" if plan.network.zoo_model else "onnx"), target=result.target,
+        device_key=timed.key, regime=meta.regime, fingerprint=result.fingerprint, split=meta.split,
+        kernel_calls=len(plan.timed_calls), kernel_sum_us=result.kernel_sum_us, median_us=e2e.median_us,
+        p10_us=e2e.p10_us, p90_us=e2e.p90_us, cv=e2e.cv, samples=e2e.samples, kernels=_kernel_counts(result.rows),
+        spec=arch_spec, trials_per_kernel=meta.trials_per_kernel if meta.regime == "tuned" else None,
+        tuning_db_hash=meta.tuning_db_hash, madds=sum(r.madds for r in result.rows),
+        reference={"kernels": timed.kernels_bracket.to_dict() if timed.kernels_bracket else None,
+                   "end_to_end": timed.e2e_bracket.to_dict() if timed.e2e_bracket else None})
 
 
 def _kernel_counts(rows: list[ProfileRow]) -> list[list]:
