@@ -53,10 +53,12 @@ def run_tune(args: argparse.Namespace) -> int:
     est = report.estimated_network_us()
     reused = sum(1 for k in report.kernels if k.reused)
     left_out = sum(1 for k in report.kernels if k.left_out)
-    tuned = len(report.kernels) - reused - left_out
+    tuned = sum(1 for k in report.kernels if k.trials_this_run)
+    waiting = len(report.kernels) - reused - left_out - tuned
     print(f"{len(report.kernels)} distinct kernels: {reused} reused from the logs, {tuned} tuned this run "
           f"({report.trials_run} trials in {report.elapsed_s:.0f} s, up to {report.trials_per_kernel} per kernel)"
-          + (f", {left_out} left out (--top-kernels)" if left_out else ""))
+          + (f", {left_out} left out (--top-kernels)" if left_out else "")
+          + (f", {waiting} not reached within --trials" if waiting else ""))
     if est["kernels_counted"]:
         print(f"sum of kernel latencies: {est['tuned'] / 1e3:.2f} ms tuned vs {est['untuned'] / 1e3:.2f} ms untuned "
               f"({est['untuned'] / max(est['tuned'], 1e-9):.1f}x)")
