@@ -323,7 +323,12 @@ def _resolve_auto(target: dict[str, Any]) -> dict[str, Any]:
 
 
 def host_cores() -> int:
-    """Physical cores available to this process (what TVM's thread pool uses)."""
-    import psutil
+    """CPUs this process may run on (its affinity mask; elsewhere than Linux, the CPU count), at least 1.
 
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else psutil.cpu_count(logical=False) or 1
+    The one usable-core count: the host target's ``num-cores``, TVM's runtime
+    threads (:mod:`hwface.measure.threads`) and the builder's workers.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

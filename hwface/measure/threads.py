@@ -15,11 +15,10 @@ ENV = "TVM_NUM_THREADS"
 
 
 def usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """CPUs this process may run on: :func:`hwface.targets.host_cores`."""
+    from hwface.targets import host_cores
+
+    return host_cores()
 
 
 def use_all_cores() -> int:
