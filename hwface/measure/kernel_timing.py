@@ -86,9 +86,10 @@ def time_kernels(session, so_path: str | Path, kernels: Sequence[KernelSpec], re
     dict
         Kernel name -> LatencyStats (microseconds).
     """
-    from hwface.rpc.devices import DeviceLost, _first_line
-
     import tvm
+
+    from hwface.errors import error_line
+    from hwface.rpc.devices import DeviceLost
 
     sess = session.sess
     so_path = Path(so_path)
@@ -107,20 +108,21 @@ def time_kernels(session, so_path: str | Path, kernels: Sequence[KernelSpec], re
                                     cooldown_interval_ms=0)
             out[k.name] = LatencyStats.from_seconds(te(*args).results)
         except Exception as exc:
-            raise DeviceLost(f"device {session.name} failed timing kernel {k.name}: {_first_line(exc)}") from None
+            raise DeviceLost(f"device {session.name} failed timing kernel {k.name}: {error_line(exc)}") from None
     return out
 
 
 def _load(session, so_path: Path, loaded: dict[str, Any], what: str):
     """``so_path`` loaded in ``session``: from ``loaded`` when it is there, else uploaded, loaded and kept there."""
-    from hwface.rpc.devices import DeviceLost, _first_line
+    from hwface.errors import error_line
+    from hwface.rpc.devices import DeviceLost
 
     if so_path.name not in loaded:
         try:
             session.sess.upload(str(so_path), so_path.name)
             loaded[so_path.name] = session.sess.load_module(so_path.name)
         except Exception as exc:
-            raise DeviceLost(f"device {session.name}: {what} {so_path.name}: {_first_line(exc)}") from None
+            raise DeviceLost(f"device {session.name}: {what} {so_path.name}: {error_line(exc)}") from None
     return loaded[so_path.name]
 
 
@@ -130,8 +132,9 @@ def time_artifact(session, so_path: str | Path, x: np.ndarray, repeat: int,
     import tvm
     from tvm import relax
 
+    from hwface.errors import error_line
     from hwface.measure.timing import MIN_REPEAT_MS, time_vm_main
-    from hwface.rpc.devices import DeviceLost, _first_line
+    from hwface.rpc.devices import DeviceLost
 
     so_path = Path(so_path)
     module = _load(session, so_path, {} if loaded is None else loaded, "cannot load artifact")
@@ -142,7 +145,7 @@ def time_artifact(session, so_path: str | Path, x: np.ndarray, repeat: int,
         vm["main"](arg)
         return time_vm_main(vm, dev, [arg], repeat=repeat, min_repeat_ms=int(min_repeat_ms or MIN_REPEAT_MS))
     except Exception as exc:
-        raise DeviceLost(f"device {session.name} failed running {so_path.name}: {_first_line(exc)}") from None
+        raise DeviceLost(f"device {session.name} failed running {so_path.name}: {error_line(exc)}") from None
 
 
 def _random(rng, shape, dtype) -> np.ndarray:

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from hwface.errors import HwfaceError
+from hwface.errors import HwfaceError, error_line
 from hwface.targets import parse_tracker
 
 RPC_TRACKER_MAGIC = 0x2F271
@@ -308,12 +308,6 @@ def connect(tracker: str | tuple[str, int], key: str, timeout_s: float = 60.0,
         sess = rpc.connect(host, int(port), matchkey, session_timeout=session_timeout_s)
     except Exception as exc:  # TVM raises its own error classes from the FFI
         raise DeviceLost(f"device {key}@{host}:{port} (from tracker {_fmt(addr)}) refused the session: "
-                         f"{_first_line(exc)}") from None
+                         f"{error_line(exc)}") from None
     return Session(sess=sess, key=key, address=f"{host}:{port}", tracker=_fmt(addr))
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # TVM errors carry a traceback first; the message is on the last line
-    return (lines[-1] if lines else type(exc).__name__)[:400]

@@ -9,8 +9,8 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from hwface.errors import HwfaceError
-from hwface.rpc.devices import DeviceLost, Session, _first_line, connect
+from hwface.errors import HwfaceError, error_line
+from hwface.rpc.devices import DeviceLost, Session, connect
 
 EMULATED_NOTE = "emulated: latency not meaningful"
 T = TypeVar("T")
@@ -212,11 +212,11 @@ def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bo
     try:
         sess.upload(str(so_path), remote_name)
     except Exception as exc:
-        raise DeviceLost(f"device {session.name}: upload of {so_path.name} failed: {_first_line(exc)}") from None
+        raise DeviceLost(f"device {session.name}: upload of {so_path.name} failed: {error_line(exc)}") from None
     try:
         lib = sess.load_module(remote_name)
     except Exception as exc:
-        msg = _first_line(exc)
+        msg = error_line(exc)
         if _lost(msg):
             raise DeviceLost(f"device {session.name} dropped the session while loading {so_path.name}: {msg}") from None
         raise WrongArchitecture(
@@ -230,7 +230,7 @@ def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bo
         out = numpy_outputs(vm.get_outputs("main"))
         latency = time_vm_main(vm, dev, [arg]) if timed else None
     except Exception as exc:
-        msg = _first_line(exc)
+        msg = error_line(exc)
         if _lost(msg):
             raise DeviceLost(f"device {session.name} dropped the session while running {so_path.name} "
                              f"(server stopped or unreachable): {msg}") from None
