@@ -134,6 +134,12 @@ def devices_under(tracker: str | tuple[str, int], key: str, timeout_s: float = 5
     return next((d.total for d in list_devices(tracker, timeout_s) if d.key == key), 0)
 
 
+def check_key(key: str) -> None:
+    """Refuse a device key a tracker cannot take: empty, or with spaces or ':'."""
+    if not key or any(c.isspace() or c == ":" for c in key):
+        raise HwfaceError(f"invalid device key {key!r}: use a non-empty name without spaces or ':'")
+
+
 def start_hint(key: str) -> str:
     """What to start so that a device registers under ``key`` (the end of a one-line error)."""
     return (f"start a tracker (`hwface rpc tracker`) and a device under key {key!r} (TVM's Android RPC app on a "

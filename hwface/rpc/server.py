@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 from hwface.errors import HwfaceError
 from hwface.rpc import procs
-from hwface.rpc.devices import RegistrationWatch
+from hwface.rpc.devices import RegistrationWatch, check_key
 from hwface.targets import parse_tracker
 
 DEVICE_SERVER = Path(__file__).with_name("device_server.py")
@@ -123,8 +123,7 @@ def start_server(tracker: str, key: str, host: str = procs.LOOPBACK, port: int |
         (the message carries its log).
     """
     parse_tracker(tracker)
-    if not key or any(c.isspace() or c == ":" for c in key):
-        raise HwfaceError(f"invalid device key {key!r}: use a non-empty name without spaces or ':'")
+    check_key(key)
     procs.warn_if_exposed(host, f"the RPC server for key {key!r}")
     chosen = port if port is not None else procs.free_port(procs.LOOPBACK if host in procs.WILDCARD_HOSTS else host)
     log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="hwface-rpc-"))

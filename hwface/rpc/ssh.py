@@ -24,7 +24,7 @@ from typing import Any
 
 from hwface.errors import HwfaceError
 from hwface.rpc import procs
-from hwface.rpc.devices import RegistrationWatch
+from hwface.rpc.devices import RegistrationWatch, check_key
 from hwface.rpc.server import DEVICE_SERVER
 from hwface.targets import parse_tracker
 
@@ -307,8 +307,7 @@ def bootstrap(ssh: str, key: str, tracker: str, identity: str | Path | None = No
     """
     target = parse_ssh(ssh)
     parse_tracker(tracker)
-    if not key or any(c.isspace() or c == ":" for c in key):
-        raise HwfaceError(f"invalid device key {key!r}: use a non-empty name without spaces or ':'")
+    check_key(key)
     procs.warn_if_exposed(bind, f"the remote RPC server for key {key!r}")
     client = open_ssh(target, identity, known_hosts, accept_new_host_key, password)
     try:
