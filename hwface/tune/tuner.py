@@ -386,6 +386,7 @@ def device_target(spec, key: str | None, tracker: str | None):
     """
     import dataclasses
 
+    from hwface.compile.elf import triple_machine
     from hwface.targets import TargetError, target_for_key
 
     if not key or key == spec.rpc_key:
@@ -396,6 +397,9 @@ def device_target(spec, key: str | None, tracker: str | None):
         emulated = None
     if emulated is None or not emulated.emulated:
         return dataclasses.replace(spec, rpc_key=key), False
+    if triple_machine(emulated.triple()) != triple_machine(spec.triple()):
+        raise HwfaceError(f"--key {key} rehearses on an emulated {triple_machine(emulated.triple())} device, but "
+                          f"{spec.name} builds for {triple_machine(spec.triple())}: pick a target of that device")
     return (emulated if not tracker else dataclasses.replace(spec, rpc_key=key, emulated=True)), True
 
 

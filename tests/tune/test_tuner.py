@@ -139,3 +139,5 @@ def test_a_key_of_an_emulated_target_makes_a_rehearsal():
     assert rehearsal and device.name == "android-arm64" and device.rpc_key == "arm64-qemu" and device.emulated
     device, rehearsal = device_target(spec, "my-phone", None)
     assert not rehearsal and device.rpc_key == "my-phone" and not device.emulated
+    with pytest.raises(HwfaceError, match="builds for x86_64"):
+        device_target(load_target("host"), "arm64-qemu", None)
