@@ -39,25 +39,12 @@ def prune(args) -> None:
         say(f"moved to the archive: {db.prune_stale(fp)} (today: {fp.digest()}, {fp.describe()})")
 
 
-def default_sample(args) -> None:
-    from hwface.latency.sampler import KINDS, sample
-
-    last = [0.0]
-
-    def progress(done: int, total: int, msg: str) -> None:
-        if time.time() - last[0] > 20 or "again" in msg:
-            last[0] = time.time()
-            say(f"{done}/{total} configurations: {msg}")
-
-    r = sample(target=args.target, kinds=KINDS, n=args.n, regime="default", seed=0, batch=16, progress=progress)
-    say(f"done: {r.__dict__}")
-
-
 # The tuned regime's one budget K (trials per kernel, TVM's default schedule counted apart).
 TUNED_BUDGET = 16
 
 
-def tuned_sample(args) -> None:
+def _sample(args, regime: str, **options) -> None:
+    """The sampler over every kind, progress at most every 20 s (and at every re-measurement)."""
     from hwface.latency.sampler import KINDS, sample
 
     last = [0.0]
@@ -67,9 +54,17 @@ def tuned_sample(args) -> None:
             last[0] = time.time()
             say(f"{done}/{total} configurations: {msg}")
 
-    r = sample(target=args.target, kinds=KINDS, n=args.n, regime="tuned", seed=0, batch=16,
-               trials_per_kernel=TUNED_BUDGET, progress=progress)
+    r = sample(target=args.target, kinds=KINDS, n=args.n, regime=regime, seed=0, batch=16, progress=progress,
+               **options)
     say(f"done: {r.__dict__}")
+
+
+def default_sample(args) -> None:
+    _sample(args, "default")
+
+
+def tuned_sample(args) -> None:
+    _sample(args, "tuned", trials_per_kernel=TUNED_BUDGET)
 
 
 def zoo_default(args) -> None:
