@@ -5,6 +5,8 @@
     python benchmarks/measure_latency_data.py zoo-default        # every zoo network, TVM's default schedules
     python benchmarks/measure_latency_data.py heldout-default --n 100
     python benchmarks/measure_latency_data.py tuned-sample --n 1000    # K = TUNED_BUDGET trials a kernel
+    python benchmarks/measure_latency_data.py zoo-tuned          # every zoo network tuned at K, then beside onnxruntime
+    python benchmarks/measure_latency_data.py heldout-tuned --n 30
     python benchmarks/measure_latency_data.py default-sample zoo-default heldout-default --n 3000 --n-heldout 100
 
 Several steps run one after the other in one process (every module they use is
@@ -39,10 +41,6 @@ def prune(args) -> None:
         say(f"moved to the archive: {db.prune_stale(fp)} (today: {fp.digest()}, {fp.describe()})")
 
 
-# The tuned regime's one budget K (trials per kernel, TVM's default schedule counted apart).
-TUNED_BUDGET = 16
-
-
 def _sample(args, regime: str, **options) -> None:
     """The sampler over every kind, progress at most every 20 s (and at every re-measurement)."""
     from hwface.latency.sampler import KINDS, sample
@@ -64,6 +62,8 @@ def default_sample(args) -> None:
 
 
 def tuned_sample(args) -> None:
+    from hwface.workflows.tuned import TUNED_BUDGET
+
     _sample(args, "tuned", trials_per_kernel=TUNED_BUDGET)
 
 
@@ -71,6 +71,21 @@ def zoo_default(args) -> None:
     from hwface.workflows.zoo_data import measure_zoo
 
     r = measure_zoo(args.target, "default", progress=say)
+    say(f"done: {r.__dict__}")
+
+
+def zoo_tuned(args) -> None:
+    from hwface.workflows.zoo_data import compare_zoo_engines, measure_zoo
+
+    r = measure_zoo(args.target, "tuned", models=args.models, progress=say)
+    say(f"done: {r.__dict__}")
+    say(f"beside onnxruntime: {compare_zoo_engines(args.target, models=args.models, progress=say)}")
+
+
+def heldout_tuned(args) -> None:
+    from hwface.workflows.heldout import measure_heldout
+
+    r = measure_heldout(args.target, "tuned", n=args.n_heldout or args.n, progress=say)
     say(f"done: {r.__dict__}")
 
 
@@ -87,9 +102,10 @@ def main(argv=None) -> int:
     p.add_argument("--target", default="host")
     p.add_argument("--n", type=int, default=0, help="configurations to sample (default-sample) or held-out networks")
     p.add_argument("--n-heldout", type=int, default=0, help="held-out networks when several steps run (else --n)")
+    p.add_argument("--models", nargs="+", help="zoo-tuned: these zoo networks only (default: all, fewest MAdds first)")
     args = p.parse_args(argv)
     import hwface.latency.fingerprint, hwface.latency.sampler, hwface.latency.store  # noqa: E401,F401
-    import hwface.workflows.heldout, hwface.workflows.zoo_data  # noqa: E401,F401
+    import hwface.measure.engines, hwface.workflows.heldout, hwface.workflows.zoo_data  # noqa: E401,F401
     for step in args.steps:
         say(f"step {step}")
         STEPS[step](args)
@@ -97,7 +113,8 @@ def main(argv=None) -> int:
 
 
 STEPS = {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
-         "heldout-default": heldout_default, "tuned-sample": tuned_sample}
+         "heldout-default": heldout_default, "tuned-sample": tuned_sample, "zoo-tuned": zoo_tuned,
+         "heldout-tuned": heldout_tuned}
 
 
 if __name__ == "__main__":

@@ -117,3 +117,11 @@ def mali_artifact(tmp_path_factory):
     finally:
         if env is not None:
             os.environ["TVM_NDK_CC"] = env
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """A tiny network as ONNX (input 1x3x16x16): :func:`tests.nets.tiny_net`."""
+    from tests.nets import export_tiny
+
+    return export_tiny(tmp_path_factory.mktemp("tiny") / "tiny.onnx")

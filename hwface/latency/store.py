@@ -117,7 +117,20 @@ DROP TABLE sample_configs;
 ALTER TABLE sample_configs_v2 RENAME TO sample_configs
 """
 
-SCHEMA_VERSION = 2
+# Schema 3: TVM beside onnxruntime on the same network, timed alternately (hwface.measure.engines).
+MIGRATION_3 = """
+CREATE TABLE IF NOT EXISTS engine_comparisons (
+    id TEXT PRIMARY KEY, network TEXT NOT NULL, target TEXT NOT NULL, device_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, regime TEXT NOT NULL, trials_per_kernel INTEGER, tuning_db_hash TEXT,
+    threads INTEGER NOT NULL, rounds INTEGER NOT NULL,
+    tvm_median_us REAL NOT NULL, tvm_p10_us REAL NOT NULL, tvm_p90_us REAL NOT NULL,
+    ort_median_us REAL NOT NULL, ort_p10_us REAL NOT NULL, ort_p90_us REAL NOT NULL,
+    ratio REAL NOT NULL, ratio_p10 REAL NOT NULL, ratio_p90 REAL NOT NULL,
+    ort_version TEXT NOT NULL, max_abs_diff REAL, measured_at TEXT NOT NULL
+)
+"""
+
+SCHEMA_VERSION = 3
 SPLITS = ("train", "heldout")
 
 
@@ -161,7 +174,8 @@ def _restore_sampler_marks(conn) -> None:
 
 # MIGRATIONS[v] takes a file from schema v to v + 1: SQL, then a Python backfill (or None).
 MIGRATIONS: dict[int, tuple[str, Any]] = {0: (MIGRATION_1, _backfill_fingerprints),
-                                          1: (MIGRATION_2, _restore_sampler_marks)}
+                                          1: (MIGRATION_2, _restore_sampler_marks),
+                                          2: (MIGRATION_3, None)}
 
 
 def migrate(conn) -> int:
@@ -533,6 +547,25 @@ class LatencyStore:
         return self._conn.execute(
             "SELECT 1 FROM networks WHERE name=? AND regime=? AND device_key=? AND fingerprint=? LIMIT 1",
             (name, regime, device_key, fingerprint)).fetchone() is not None
+
+    # -- engine comparisons --------------------------------------------------------
+    def add_engine_comparison(self, row: dict[str, Any]) -> None:
+        """Store (or replace) one TVM-vs-onnxruntime comparison: the columns of ``engine_comparisons`` but ``id``."""
+        row = {**row, "id": hashlib.sha256("|".join(str(row[k]) for k in (
+            "network", "target", "device_key", "fingerprint", "regime")).encode()).hexdigest()[:16]}
+        cols = list(row)
+        with self._write() as c:
+            c.execute(f"INSERT OR REPLACE INTO engine_comparisons ({', '.join(cols)}) "
+                      f"VALUES ({','.join('?' * len(cols))})", [row[k] for k in cols])
+
+    def engine_comparisons_frame(self, fingerprint: str | None = None, regime: str | None = None):
+        """Stored engine comparisons, as a pandas DataFrame."""
+        import pandas as pd
+
+        conds = [(c, v) for c, v in (("fingerprint", fingerprint), ("regime", regime)) if v is not None]
+        sql = "SELECT * FROM engine_comparisons" + (
+            " WHERE " + " AND ".join(f"{c} = ?" for c, _ in conds) if conds else "") + " ORDER BY network"
+        return pd.read_sql_query(sql, self._conn, params=[v for _, v in conds])
 
     # -- reading ---------------------------------------------------------------
     def frame(self, regime: str | None = None, op: str | None = None, where: dict[str, Any] | None = None):

@@ -5,6 +5,7 @@ Layout::
     tuning_logs/<target>/database_workload.json
     tuning_logs/<target>/database_tuning_record.json
     tuning_logs/host/<cpu-id>/...              (host logs are keyed by the CPU measured on)
+    tuning_logs/<target>[/<cpu-id>]/budget-<K>/...  (every kernel tuned with K trials: the tuned regime)
 
 Both files are append-only JSON lines, written one record at a time by
 MetaSchedule, so a tune killed with SIGKILL can at worst leave a torn last line:
@@ -79,6 +80,16 @@ def logs_dir(spec: TargetSpec) -> Path:
     if spec.is_host:
         return logs_root() / spec.name / cpu_id(spec)
     return logs_root() / spec.name
+
+
+def budget_dir(spec: TargetSpec, trials_per_kernel: int) -> Path:
+    """Folder of the records of the tuned regime: every kernel tuned with ``trials_per_kernel`` trials.
+
+    Networks compared at one budget share it, so a kernel they share is tuned
+    once; :func:`hwface.compile.compile_artifact` deploys the target's own logs
+    (:func:`logs_dir`), never these, unless given them (``--logs``).
+    """
+    return logs_dir(spec) / f"budget-{trials_per_kernel}"
 
 
 def rehearsal_dir(spec: TargetSpec, key: str) -> Path:

@@ -3,6 +3,9 @@
 Network ``i`` of a run is ``sample_arch(DEFAULT_SPACE, seed=base_seed + i)`` and is
 stored as ``nas-<base_seed + i>`` with ``split = "heldout"``; a rerun skips the
 networks already measured under today's fingerprint, so the measurement resumes.
+In the tuned regime each network is first tuned at the budget
+(:mod:`hwface.workflows.tuned`), in the same order, so the first ``n`` of a run
+are the first ``n`` of a longer one.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hwface.workflows.networks import NetworkJob, NetworkRunReport, measure_networks
+from hwface.workflows.tuned import TUNED_BUDGET, tune_at_budget
 
 HELDOUT_SEED = 100_000
 
@@ -29,25 +33,37 @@ def _heldout_args(seed: int, work: Path) -> dict[str, Any]:
 
 
 def measure_heldout(target: str = "host", regime: str = "default", n: int = 100, base_seed: int = HELDOUT_SEED,
-                    progress: Callable[[str], None] | None = None) -> NetworkRunReport:
-    """Measure ``n`` held-out networks (default regime only here; the tuned regime needs per-network tuning).
+                    progress: Callable[[str], None] | None = None, budget: int = TUNED_BUDGET) -> NetworkRunReport:
+    """Measure ``n`` held-out networks in ``regime``.
 
     Parameters
     ----------
     target : str
     regime : str
-        ``default``.
+        ``default`` or ``tuned`` (each network tuned at ``budget`` first).
     n : int
         Networks wanted in total (a rerun measures the missing ones).
     base_seed : int
         Network ``i`` is ``sample_arch(seed=base_seed + i)``.
+    budget : int
+        The tuned regime's trials a kernel.
     """
     from hwface.errors import HwfaceError
     from hwface.targets import load_target
 
-    if regime != "default":
-        raise HwfaceError("held-out networks are measured here in the default regime only "
-                          "(the tuned regime tunes each network first: not built yet)")
+    if regime not in ("default", "tuned"):
+        raise HwfaceError(f"held-out networks are measured in the default or tuned regime, not {regime!r}")
+    spec = load_target(target)
+    say = progress or (lambda msg: None)
     work = Path(tempfile.mkdtemp(prefix="hwface-heldout-"))
-    jobs = [NetworkJob(heldout_name(s), lambda s=s: _heldout_args(s, work)) for s in range(base_seed, base_seed + n)]
-    return measure_networks(load_target(target), regime, jobs, progress)
+
+    def prepare(seed: int) -> dict[str, Any]:
+        args = _heldout_args(seed, work)
+        if regime == "tuned":
+            tuned = tune_at_budget(spec, budget, lambda s: say(f"  {heldout_name(seed)}: {s}"),
+                                   onnx_path=args["onnx_path"])
+            args.update(tuned)
+        return args
+
+    jobs = [NetworkJob(heldout_name(s), lambda s=s: prepare(s)) for s in range(base_seed, base_seed + n)]
+    return measure_networks(spec, regime, jobs, progress)

@@ -27,17 +27,23 @@ class NetworkRunReport:
 
 @dataclass(frozen=True)
 class NetworkJob:
-    """One network to measure: its stored name and the :func:`~hwface.measure.profile.profile_model` arguments."""
+    """One network to measure: its stored name and the step that prepares it.
+
+    ``prepare()`` exports (or tunes) the network and returns the
+    :func:`~hwface.measure.profile.profile_model` arguments; it runs only when
+    the network is measured.
+    """
 
     name: str
-    profile_args: Callable[[], dict[str, Any]]
+    prepare: Callable[[], dict[str, Any]]
 
 
 def measure_networks(spec, regime: str, jobs: list[NetworkJob], progress: Callable[[str], None] | None = None,
-                     repeat: int = 5, min_repeat_ms: float = 10) -> NetworkRunReport:
-    """Profile and store every job not yet measured, under one drift guard.
+                     repeat: int = 5, min_repeat_ms: float = 10, guard=None) -> NetworkRunReport:
+    """Profile and store every job not yet measured, under one drift guard (``guard``, default a new one).
 
-    ``profile_args()`` is called only for the jobs that run (it may export a network).
+    ``prepare()`` is called only for the jobs that run. Arguments it returns
+    (``regime`` or ``split``, say) override the defaults.
     """
     from hwface.errors import HwfaceError
     from hwface.latency.fingerprint import current_fingerprint
@@ -50,12 +56,13 @@ def measure_networks(spec, regime: str, jobs: list[NetworkJob], progress: Callab
     with LatencyStore(db_path(spec.name)) as db:
         todo = [j for j in jobs if not db.network_done(j.name, regime, spec.rpc_key, today)]
     report = NetworkRunReport(spec.name, regime, len(jobs), already_done=len(jobs) - len(todo))
-    guard = DriftGuard(spec) if todo else None
+    guard = guard or (DriftGuard(spec) if todo else None)
     for i, job in enumerate(todo):
         say(f"[{report.already_done + i + 1}/{len(jobs)}] {job.name}")
         try:
-            r = profile_model(target=spec, repeat=repeat, min_repeat_ms=min_repeat_ms, store=True, regime=regime,
-                              name=job.name, guard=guard, **job.profile_args(),
+            args = {"regime": regime, **job.prepare()}
+            r = profile_model(target=spec, repeat=repeat, min_repeat_ms=min_repeat_ms, store=True,
+                              name=job.name, guard=guard, **args,
                               progress=lambda msg: None if msg.startswith("kernel ") else say(f"  {job.name}: {msg}"))
             say(f"  {job.name}: {len(r.rows)} kernel calls, end to end {r.end_to_end.median_us / 1e3:.2f} ms, "
                 f"sum/e2e {r.ratio:.3f}")

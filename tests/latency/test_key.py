@@ -7,7 +7,7 @@ import pytest
 
 from hwface.latency.key import LayerKey, LayerKeyError, layer_key
 from hwface.latency.kernels import map_to_onnx
-from tests.latency.conftest import export_tiny
+from tests.nets import export_tiny
 
 
 def _calls(path):

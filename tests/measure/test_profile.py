@@ -11,7 +11,6 @@ from hwface.latency.key import LayerKey
 from hwface.latency.store import EmulatedMeasurement, LatencyStore, db_path
 from hwface.targets import load_target
 from tests.conftest import assert_one_line_error
-from tests.latency.conftest import tiny_onnx  # noqa: F401  (fixture; latency_db is in tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +22,7 @@ def loopback():
         yield ep
 
 
-def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency_db, quick_guard):  # noqa: F811
+def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency_db, quick_guard):
     from hwface.measure.drift import DriftGuard
     from hwface.measure.profile import profile_model
 
@@ -54,7 +53,7 @@ def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency
     assert frame["device_machine"].notna().all() and (frame["tvm_version"] == "0.27.0.post1").all()
 
 
-def test_profile_applies_tuning_records(tiny_onnx, loopback, latency_db, tmp_path, monkeypatch):  # noqa: F811
+def test_profile_applies_tuning_records(tiny_onnx, loopback, latency_db, tmp_path, monkeypatch):
     from hwface.measure.profile import profile_model
     from hwface.tune.logs import open_database
     from hwface.tune.tuner import tune
@@ -72,7 +71,7 @@ def test_profile_applies_tuning_records(tiny_onnx, loopback, latency_db, tmp_pat
     assert set(frame["tuned"]) == {1} and set(frame["tuning_db_hash"]) == {db_hash}
 
 
-def test_profile_cli_json(tiny_onnx, loopback, latency_db, cli):  # noqa: F811
+def test_profile_cli_json(tiny_onnx, loopback, latency_db, cli):
     res = cli("profile", "--onnx", tiny_onnx, "--tracker", loopback.tracker, "--repeat", "2", "--min-repeat-ms", "1",
               "--untuned", "--no-store", "--format", "json")
     assert res.code == 0, res.err
@@ -83,7 +82,7 @@ def test_profile_cli_json(tiny_onnx, loopback, latency_db, cli):  # noqa: F811
     assert not db_path("host").exists()
 
 
-def test_profile_refuses_to_store_emulated_latencies(tiny_onnx, latency_db):  # noqa: F811
+def test_profile_refuses_to_store_emulated_latencies(tiny_onnx, latency_db):
     from hwface.measure.profile import profile_model
 
     spec = dataclasses.replace(load_target("host"), emulated=True)

@@ -1,8 +1,6 @@
-"""Fixtures for the latency tests: tiny networks exported by the TorchScript exporter, a private DB folder."""
+"""Tiny real networks shared by the tests (exported by the TorchScript exporter)."""
 
 from __future__ import annotations
-
-import pytest
 
 
 def tiny_net(stem_in: int = 3, with_se: bool = False):
@@ -35,9 +33,3 @@ def export_tiny(path, stem_in: int = 3):
         torch.onnx.export(m, (torch.randn(1, stem_in, 16, 16),), str(path), dynamo=False, opset_version=17,
                           input_names=["input"], output_names=["out"])
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory):
-    """A tiny network as ONNX (input 1x3x16x16)."""
-    return export_tiny(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
