@@ -75,11 +75,14 @@ def zoo_default(args) -> None:
 
 
 def zoo_tuned(args) -> None:
-    from hwface.workflows.zoo_data import compare_zoo_engines, measure_zoo
+    """The claims' networks first (pairs complete early), then the rest of the zoo from the fewest MAdds."""
+    from hwface.claims.catalog import CLAIM_NETWORKS
+    from hwface.workflows.zoo_data import compare_zoo_engines, measure_zoo, zoo_by_madds
 
-    r = measure_zoo(args.target, "tuned", models=args.models, progress=say)
+    models = args.models or [*CLAIM_NETWORKS, *(m for m in zoo_by_madds() if m not in CLAIM_NETWORKS)]
+    r = measure_zoo(args.target, "tuned", models=models, progress=say)
     say(f"done: {r.__dict__}")
-    say(f"beside onnxruntime: {compare_zoo_engines(args.target, models=args.models, progress=say)}")
+    say(f"beside onnxruntime: {compare_zoo_engines(args.target, models=models, progress=say)}")
 
 
 def heldout_tuned(args) -> None:
@@ -105,7 +108,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", help="zoo-tuned: these zoo networks only (default: all, fewest MAdds first)")
     args = p.parse_args(argv)
     import hwface.latency.fingerprint, hwface.latency.sampler, hwface.latency.store  # noqa: E401,F401
-    import hwface.measure.engines, hwface.workflows.heldout, hwface.workflows.zoo_data  # noqa: E401,F401
+    import hwface.claims.catalog, hwface.measure.engines, hwface.workflows.heldout  # noqa: E401,F401
+    import hwface.workflows.tuned, hwface.workflows.zoo_data  # noqa: E401,F401
     for step in args.steps:
         say(f"step {step}")
         STEPS[step](args)

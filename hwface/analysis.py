@@ -137,8 +137,13 @@ def summarize(name: str, input_size: tuple[int, int] | None = None) -> ModelSumm
     """Parameters, MAdds and fp32 size of a zoo network, beside the paper's figures."""
     info: ModelInfo = get_model_info(name)
     size = check_input_size(info, input_size or info.input_size)
-    model = create_model(name, input_size=size)
-    rows = layer_table(model, size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one small forward pass: OpenMP's spinning threads cost more than they save
+    try:
+        model = create_model(name, input_size=size, calibrate=False)  # counts do not depend on BatchNorm statistics
+        rows = layer_table(model, size)
+    finally:
+        torch.set_num_threads(threads)
     params = count_params(model)
     return ModelSummary(
         name=name,

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "hwface.cli.predict_cmd",
     "hwface.cli.serve_cmd",
     "hwface.cli.search_cmd",
+    "hwface.cli.claims_cmd",
 )
 
 EXIT_USER_ERROR = 2

@@ -56,6 +56,7 @@ from hwface.errors import HwfaceError
 from hwface.latency.key import LayerKey
 
 REGIMES = ("zoo", "default", "tuned")
+TUNED_BUDGET = 16  # K: trials a kernel of the tuned regime (sampled kernels and tuned networks alike)
 BUSY_TIMEOUT_S = 120.0
 DB_ENV = "HWFACE_LATENCY_DB"
 

@@ -21,8 +21,6 @@ from typing import Any, Mapping
 
 # Tuned candidates per kernel in the sampler's tuned regime (the shipped rows used this).
 DEFAULT_TRIALS = 8
-# Evolution rounds of the search: a small budget gains nothing from more.
-GENETIC_ITERS = 2
 
 
 @dataclass(frozen=True)
@@ -77,8 +75,8 @@ def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: in
     from hwface.rpc.devices import devices_under
     from hwface.tune.intrinsics import register_cpu_intrinsics
     from hwface.tune.logs import best_seconds, record_counts
-    from hwface.tune.tuner import (make_builder, make_runner, measure_default, meta_schedule_logging, search_strategy,
-                                   search_threads)
+    from hwface.tune.tuner import (BUDGET_SEARCH, make_builder, make_runner, measure_default, meta_schedule_logging,
+                                   search_strategy, search_threads)
 
     if trials < 1:
         raise HwfaceError("the tuned regime needs at least 1 trial per kernel")
@@ -97,7 +95,7 @@ def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: in
         with meta_schedule_logging():
             contexts = [
                 ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
-                               search_strategy=search_strategy(trials, GENETIC_ITERS), task_name=name,
+                               search_strategy=search_strategy(trials, BUDGET_SEARCH.genetic_num_iters), task_name=name,
                                rand_state=seed + i, num_threads=search_threads(spec)).clone()
                 for i, (name, mod) in enumerate(zip(names, mods))
             ]
@@ -105,7 +103,7 @@ def tune_kernels(funcs: Mapping[str, Any], spec, endpoint, trials: int, seed: in
                 tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=tempfile.mkdtemp(prefix="hwface-tune-kernels-"),
                 max_trials_global=trials * len(contexts), max_trials_per_task=trials, num_trials_per_iter=trials,
                 builder=builder, runner=runner, database=database, task_scheduler="round-robin",
-                cost_model="random", module_equality="structural",
+                cost_model=BUDGET_SEARCH.cost_model, module_equality="structural",
             )
 
     out: dict[str, TunedKernel] = {}

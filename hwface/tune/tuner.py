@@ -173,6 +173,21 @@ def make_runner(tracker_host: str, tracker_port: int, key: str, devices: int, ex
     return ExclusiveRunner(runner) if exclusive else runner
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    """How MetaSchedule searches each kernel: its cost model and rounds of evolution per batch."""
+
+    cost_model: str = "xgb"
+    genetic_num_iters: int = 4
+
+
+DEEP_SEARCH = SearchSettings()
+# The tuned regime's search, for sampled kernels and budget-tuned networks alike: K trials
+# are one batch, which an untrained cost model cannot rank, so a random model and two
+# rounds of evolution pick as well in less time.
+BUDGET_SEARCH = SearchSettings("random", 2)
+
+
 def search_strategy(trials_per_kernel: int, genetic_num_iters: int = 4):
     """MetaSchedule's evolutionary search with a population in proportion to the per-kernel budget."""
     from tvm.s_tir import meta_schedule as ms
@@ -183,7 +198,8 @@ def search_strategy(trials_per_kernel: int, genetic_num_iters: int = 4):
                                                  genetic_num_iters=genetic_num_iters)
 
 
-def tune_contexts(tasks, trials_per_kernel: int, spec, seed: int | None, work_dir: str, database=None):
+def tune_contexts(tasks, trials_per_kernel: int, spec, seed: int | None, work_dir: str, database=None,
+                  genetic_num_iters: int = DEEP_SEARCH.genetic_num_iters):
     """One MetaSchedule TuneContext per extracted task, each with its own :func:`search_strategy`; and the weights.
 
     With ``database``, a kernel it already holds is tuned on its stored copy
@@ -201,7 +217,8 @@ def tune_contexts(tasks, trials_per_kernel: int, spec, seed: int | None, work_di
     loggers = get_loggers_from_work_dir(work_dir, [t.task_name for t in tasks])
     mods = [stored_twin(database, t.dispatched[0]) if database is not None else t.dispatched[0] for t in tasks]
     contexts = [ms.TuneContext(mod=mod, target=t.target, space_generator="post-order-apply",
-                               search_strategy=search_strategy(trials_per_kernel), task_name=t.task_name,
+                               search_strategy=search_strategy(trials_per_kernel, genetic_num_iters),
+                               task_name=t.task_name,
                                logger=logger, rand_state=rand_state, num_threads=search_threads(spec)).clone()
                 for t, mod, logger, rand_state in zip(tasks, mods, loggers, fork_seed(seed, n=len(tasks)))]
     return contexts, [t.weight for t in tasks]
@@ -301,6 +318,7 @@ def tune(
     show_progress: bool = True,
     seed: int | None = 0,
     logs_path: str | Path | None = None,
+    search: SearchSettings = DEEP_SEARCH,
 ) -> TuneReport:
     """Tune a zoo network or an ONNX file for a target and keep the records.
 
@@ -329,6 +347,8 @@ def tune(
         network's time (:meth:`TunePlan.choose`). Default: every kernel.
     logs_path : path, optional
         Folder of the tuning database instead of the target's (or the rehearsal's).
+    search : SearchSettings
+        Cost model and evolution rounds (:data:`BUDGET_SEARCH` for the tuned regime).
     """
     from hwface.compile.network import fused_module, load_network
     from hwface.rpc.devices import require_device
@@ -356,7 +376,7 @@ def tune(
             runner = make_runner(ep.tracker_host, ep.tracker_port, ep.key, devices, exclusive=spec.is_host)
             untuned = plan.baseline(spec, builder, runner, database, measure_baseline or bool(top_kernels))
             plan.choose(database, untuned, top_kernels)
-            progress = run_search(plan, spec, seed, builder, runner, database, ep, show_progress)
+            progress = run_search(plan, spec, seed, builder, runner, database, ep, show_progress, search)
     status = logs.status(spec, folder)
     report = TuneReport(
         network=network.name, target=spec.name, device=progress.device, logs_dir=str(status.path),
@@ -458,7 +478,8 @@ class TunePlan:
         return out
 
 
-def run_search(plan: TunePlan, spec, seed: int | None, builder, runner, database, ep, show_progress: bool):
+def run_search(plan: TunePlan, spec, seed: int | None, builder, runner, database, ep, show_progress: bool,
+               search: SearchSettings = DEEP_SEARCH):
     """MetaSchedule's search over the plan's kernels to do (Ctrl-C stops it after the batch); its progress."""
     from tvm.s_tir import meta_schedule as ms
 
@@ -471,7 +492,7 @@ def run_search(plan: TunePlan, spec, seed: int | None, builder, runner, database
         return progress
     with meta_schedule_logging():
         contexts, weights = tune_contexts([plan.tasks[i] for i in todo], plan.per_kernel, spec, seed,
-                                          tempfile.mkdtemp(prefix="hwface-tune-"), database)
+                                          tempfile.mkdtemp(prefix="hwface-tune-"), database, search.genetic_num_iters)
         previous = signal.signal(signal.SIGINT, progress.request_stop)
         try:
             with progress:
@@ -481,7 +502,7 @@ def run_search(plan: TunePlan, spec, seed: int | None, builder, runner, database
                     num_trials_per_iter=max(1, min(MAX_TRIALS_PER_ITER, plan.per_kernel)),
                     builder=builder, runner=runner, database=database,
                     measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback],
-                    task_scheduler=TASK_SCHEDULER, module_equality="structural",
+                    task_scheduler=TASK_SCHEDULER, module_equality="structural", cost_model=search.cost_model,
                 )
         finally:
             signal.signal(signal.SIGINT, previous)

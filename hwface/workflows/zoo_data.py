@@ -17,12 +17,12 @@ from hwface.workflows.networks import NetworkJob, NetworkRunReport, measure_netw
 from hwface.workflows.tuned import TUNED_BUDGET, tune_at_budget
 
 
-def zoo_by_madds(models: list[str] | None = None) -> list[str]:
-    """Zoo models (default: all) from the fewest MAdds (counted by :func:`hwface.analysis.summarize`) to the most."""
+def zoo_by_madds() -> list[str]:
+    """Zoo models from the fewest MAdds (counted by :func:`hwface.analysis.summarize`) to the most."""
     from hwface.analysis import summarize
     from hwface.models import list_models
 
-    return sorted(models or list_models(), key=lambda m: (summarize(m).madds, m))
+    return sorted(list_models(), key=lambda m: (summarize(m).madds, m))
 
 
 def measure_zoo(target: str = "host", regime: str = "default", models: list[str] | None = None,
@@ -35,7 +35,7 @@ def measure_zoo(target: str = "host", regime: str = "default", models: list[str]
     regime : str
         ``default`` (TVM's default schedules) or ``tuned`` (tuned at ``budget`` first).
     models : list of str, optional
-        Default: every zoo model.
+        Default: every zoo model (tuned: from the fewest MAdds up); given, in their order.
     budget : int
         The tuned regime's trials a kernel.
     """
@@ -49,7 +49,7 @@ def measure_zoo(target: str = "host", regime: str = "default", models: list[str]
         jobs = [NetworkJob(m, lambda m=m: {"model": m}) for m in (models or list_models())]
     elif regime == "tuned":
         jobs = [NetworkJob(m, lambda m=m: {**tune_at_budget(spec, budget, lambda s: say(f"  {m}: {s}"), model=m),
-                                           "split": "heldout"}) for m in zoo_by_madds(models)]
+                                           "split": "heldout"}) for m in (models or zoo_by_madds())]
     else:
         raise HwfaceError(f"the zoo is measured in the default or tuned regime, not {regime!r}")
     return measure_networks(spec, regime, jobs, progress)
@@ -83,7 +83,7 @@ def compare_zoo_engines(target: str = "host", models: list[str] | None = None,
         raise HwfaceError(f"onnxruntime runs on this machine: compare engines on the host target, not {spec.name}")
     say = progress or (lambda msg: None)
     today = current_fingerprint(spec).digest()
-    wanted = zoo_by_madds(models)
+    wanted = models or zoo_by_madds()
     with LatencyStore(db_path(spec.name)) as db:
         frame = db.engine_comparisons_frame(fingerprint=today, regime="tuned")
     done = set(frame["network"][frame["trials_per_kernel"] == budget])

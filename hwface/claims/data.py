@@ -1,0 +1,166 @@
+"""The figures the claims rest on, read from the latency database: the tuned zoo, both engines, the predictor.
+
+For one target, fingerprint (device and pipeline) and budget ``K``:
+
+- per zoo network measured in the tuned regime at ``K`` (``benchmarks/
+  measure_latency_data.py zoo-tuned``): end-to-end latency and each kernel's,
+  scaled to one reference state of the device (:mod:`hwface.latency.reference`),
+  so networks measured an hour apart on a drifting box compare fairly;
+- onnxruntime beside TVM, timed alternately in one run (``engine_comparisons``);
+- MAdds and parameters as the papers count them (:mod:`hwface.analysis`);
+- the tuned regime's predictor, when one is trained for the fingerprint: every
+  network and kernel predicted (the zoo's tuned rows are held out, never trained on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hwface.errors import HwfaceError
+
+
+@dataclass(frozen=True)
+class KernelFigure:
+    """One distinct kernel of a network: its key, calls per inference, latency of one call (us)."""
+
+    key: Any  # LayerKey
+    calls: int
+    measured_us: float | None
+    predicted_us: float | None = None
+
+
+@dataclass
+class NetworkFigures:
+    """One zoo network's figures (latencies in microseconds, MAdds and parameters as counted by hwface)."""
+
+    name: str
+    madds: int
+    params: int
+    paper_madds: float | None
+    tvm_us: float | None = None
+    kernel_sum_us: float | None = None
+    ort_us: float | None = None
+    tvm_beside_ort_us: float | None = None
+    engine_ratio: float | None = None  # TVM / onnxruntime, median of alternating rounds
+    predicted_us: float | None = None
+    predicted_low_us: float | None = None
+    predicted_high_us: float | None = None
+    tuning_db_hash: str | None = None
+    kernels: list[KernelFigure] = field(default_factory=list)
+
+
+@dataclass
+class ClaimsData:
+    """Everything the claims read, for one target, fingerprint, regime and budget."""
+
+    target: str
+    device: str
+    fingerprint: str
+    regime: str
+    budget: int
+    networks: dict[str, NetworkFigures]
+    predictor: str | None  # what predicted, or None
+    predictor_note: str = ""
+
+    def measured(self, name: str) -> float | None:
+        n = self.networks.get(name)
+        return n.tvm_us if n else None
+
+
+def zoo_figures() -> dict[str, NetworkFigures]:
+    """MAdds, parameters and the paper's MAdds of every zoo network (no latency yet)."""
+    from hwface.analysis import summarize
+    from hwface.models import list_models
+
+    out = {}
+    for m in list_models():
+        s = summarize(m)
+        out[m] = NetworkFigures(m, s.madds, s.params, s.paper_madds)
+    return out
+
+
+def _kernels(row, rows) -> list[KernelFigure]:
+    """A stored network's distinct kernels with their measured latency (its own rows', normalized)."""
+    from hwface.latency.key import LayerKey
+
+    own = rows[rows["source"] == row["name"]].groupby("key")["median_us"].median()
+    return [KernelFigure(LayerKey.from_str(k), int(n), float(own[k]) if k in own.index else None)
+            for k, n in row["kernels"]]
+
+
+def load_measured(data: ClaimsData, db) -> None:
+    """Fill ``data.networks`` with the tuned zoo's measurements and the engine comparisons of ``db``."""
+    from hwface.latency.reference import canonical_state, normalized_networks, normalized_rows
+
+    nets = db.networks_frame(fingerprint=data.fingerprint, regime=data.regime)
+    nets = nets[(nets["origin"] == "zoo") & (nets["trials_per_kernel"] == data.budget)]
+    rows = db.frame(regime=data.regime, where={"fingerprint": data.fingerprint})
+    rows = rows[rows["source"].isin(set(nets["name"])) & (rows["trials_per_kernel"] == data.budget)]
+    state = canonical_state(rows)
+    nets, rows = normalized_networks(nets, state), normalized_rows(rows, state)
+    for _, row in nets.drop_duplicates("name", keep="last").iterrows():
+        n = data.networks.get(row["name"])
+        if n is not None:
+            n.tvm_us, n.kernel_sum_us = float(row["median_us"]), float(row["kernel_sum_us"])
+            n.tuning_db_hash, n.kernels = row["tuning_db_hash"], _kernels(row, rows)
+    engines = db.engine_comparisons_frame(fingerprint=data.fingerprint, regime=data.regime)
+    for _, e in engines[engines["trials_per_kernel"] == data.budget].iterrows():
+        n = data.networks.get(e["network"])
+        if n is not None:
+            n.ort_us, n.tvm_beside_ort_us, n.engine_ratio = e["ort_median_us"], e["tvm_median_us"], e["ratio"]
+
+
+def load_predicted(data: ClaimsData) -> None:
+    """Predict every measured network and kernel with the regime's predictor, if one is trained."""
+    from hwface.nas.lookup import LatencyModel
+
+    try:
+        lm = LatencyModel.load(data.target, data.regime, data.fingerprint)
+    except HwfaceError as exc:
+        data.predictor, data.predictor_note = None, str(exc)
+        return
+    data.predictor = (f"{data.target}.{data.regime}.{data.fingerprint} ({lm.lookup.predictor.rows} training rows, "
+                      f"K = {lm.lookup.predictor.trials_per_kernel})")
+    for n in data.networks.values():
+        if n.tvm_us is None:
+            continue
+        est = lm.network(n.name)
+        n.predicted_us, n.predicted_low_us, n.predicted_high_us = est.total_us, est.low_us, est.high_us
+        answers = lm.layers([k.key for k in n.kernels])
+        n.kernels = [KernelFigure(k.key, k.calls, k.measured_us, float(v))
+                     for k, v in zip(n.kernels, answers.latency_us)]
+
+
+def load_claims_data(target: str = "host", fingerprint: str | None = None, budget: int | None = None,
+                     regime: str = "tuned", predict: bool = True) -> ClaimsData:
+    """The claims' figures for ``target`` (see the module docstring).
+
+    Parameters
+    ----------
+    target : str
+    fingerprint : str, optional
+        A stored fingerprint digest or prefix (``hwface db stats``); default today's.
+    budget : int, optional
+        Trials per kernel of the tuned networks (default :data:`hwface.workflows.tuned.TUNED_BUDGET`).
+    regime : str
+        ``tuned`` (the claims' figures) or ``default``.
+    predict : bool
+        Also predict with the regime's predictor, if trained.
+    """
+    from hwface.latency.fingerprint import Fingerprint
+    from hwface.latency.lookup import resolve_fingerprint
+    from hwface.latency.store import TUNED_BUDGET, LatencyStore, db_path
+    from hwface.targets import load_target
+
+    spec = load_target(target)
+    digest = resolve_fingerprint(spec, fingerprint)
+    data = ClaimsData(spec.name, "unknown device", digest, regime, budget or TUNED_BUDGET, zoo_figures(), None)
+    if db_path(spec.name).exists():
+        with LatencyStore(db_path(spec.name)) as db:
+            fields = db.fingerprints().get(digest)
+            data.device = Fingerprint.from_dict(fields).describe() if fields else data.device
+            load_measured(data, db)
+    if predict and any(n.tvm_us is not None for n in data.networks.values()):
+        load_predicted(data)
+    return data
