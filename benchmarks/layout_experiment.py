@@ -38,7 +38,7 @@ def heaviest(fused, top: int):
     from tvm import relax
     from tvm.s_tir.analysis import estimate_tir_flops
 
-    from hwface.measure.profile import primfuncs
+    from hwface.measure.kernel_timing import primfuncs
 
     funcs = primfuncs(fused)
     calls: Counter[str] = Counter()

@@ -75,14 +75,26 @@ def zoo_default(args) -> None:
 
 
 def zoo_tuned(args) -> None:
-    """The claims' networks first (pairs complete early), then the rest of the zoo from the fewest MAdds."""
+    """The claims' networks first (pairs complete early), then the rest of the zoo from the fewest MAdds.
+
+    Each network is tuned, measured, then timed beside onnxruntime before the next one.
+    """
     from hwface.claims.catalog import CLAIM_NETWORKS
+    from hwface.measure.drift import DriftGuard
+    from hwface.targets import load_target
     from hwface.workflows.zoo_data import compare_zoo_engines, measure_zoo, zoo_by_madds
 
     models = args.models or [*CLAIM_NETWORKS, *(m for m in zoo_by_madds() if m not in CLAIM_NETWORKS)]
-    r = measure_zoo(args.target, "tuned", models=models, progress=say)
-    say(f"done: {r.__dict__}")
-    say(f"beside onnxruntime: {compare_zoo_engines(args.target, models=models, progress=say)}")
+    guard = DriftGuard(load_target(args.target))
+    for m in models:
+        r = measure_zoo(args.target, "tuned", models=[m], progress=say, guard=guard)
+        if r.failed:
+            say(f"failed: {r.failed}")
+            continue
+        e = compare_zoo_engines(args.target, models=[m], progress=say)
+        if r.measured or e["compared"]:
+            say(f"{m}: measured {r.measured}, beside onnxruntime {e['compared']}; "
+                f"drift guard {guard.redone} batches redone, {guard.drifted} kept drifted")
 
 
 def heldout_tuned(args) -> None:
@@ -108,7 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", help="zoo-tuned: these zoo networks only (default: all, fewest MAdds first)")
     args = p.parse_args(argv)
     import hwface.latency.fingerprint, hwface.latency.sampler, hwface.latency.store  # noqa: E401,F401
-    import hwface.claims.catalog, hwface.measure.engines, hwface.workflows.heldout  # noqa: E401,F401
+    import hwface.claims.catalog, hwface.measure.drift, hwface.measure.engines  # noqa: E401,F401
+    import hwface.workflows.heldout  # noqa: F401
     import hwface.workflows.tuned, hwface.workflows.zoo_data  # noqa: E401,F401
     for step in args.steps:
         say(f"step {step}")

@@ -37,7 +37,7 @@ SEED = 2026
 def time_kernels_once(out: Path, n: int, repeat: int, min_repeat_ms: float) -> None:
     """One process: build the seeded kernel set, time it once on the embedded device, write JSON."""
     from hwface.latency.sampler import KINDS, build_batch, prior_stream
-    from hwface.measure.profile import time_kernels
+    from hwface.measure.kernel_timing import time_kernels
     from hwface.rpc.devices import connect
     from hwface.rpc.embedded import device_for
     from hwface.targets import load_target
@@ -80,7 +80,7 @@ def kernels_part(args) -> None:
 
 
 def zoo_part(args) -> None:
-    from hwface.measure.profile import profile_model
+    from hwface.workflows.profile import profile_model
     from hwface.models import list_models
     from hwface.targets import load_target
     from hwface.tune.logs import open_database

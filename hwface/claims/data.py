@@ -117,8 +117,11 @@ def load_predicted(data: ClaimsData) -> None:
 
     try:
         lm = LatencyModel.load(data.target, data.regime, data.fingerprint)
-    except HwfaceError as exc:
-        data.predictor, data.predictor_note = None, str(exc)
+    except HwfaceError:
+        data.predictor = None
+        data.predictor_note = (f"no {data.regime}-regime predictor is trained for this fingerprint (`hwface predictor "
+                               f"train --target {data.target} --regime {data.regime} --fingerprint "
+                               f"{data.fingerprint[:8]}`), so the predicted column is empty")
         return
     data.predictor = (f"{data.target}.{data.regime}.{data.fingerprint} ({lm.lookup.predictor.rows} training rows, "
                       f"K = {lm.lookup.predictor.trials_per_kernel})")

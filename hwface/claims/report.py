@@ -46,7 +46,8 @@ def _section(claim: Claim, chart: str | None) -> list[str]:
         out += ["| a / b | paper | MAdds | TVM tuned | onnxruntime | predicted | published | TVM ms (a / b) |",
                 "|---|---|---|---|---|---|---|---|", *map(_comparison_row, claim.comparisons), ""]
     if claim.figures:
-        out += [", ".join(f"{k}: {_f(v) if isinstance(v, float) else v}" for k, v in claim.figures.items()) + ".", ""]
+        out += [", ".join(f"{k}: {_f(v) if isinstance(v, float) or v is None else v}"
+                          for k, v in claim.figures.items()) + ".", ""]
     out += [f"- {n}" for n in claim.notes]
     if chart:
         out += ["", f"![{claim.title}]({chart})"]
@@ -67,7 +68,7 @@ def claims_markdown(data: ClaimsData, claims: list[Claim], charts: dict[str, str
         f"the drift guard (`{MEASURE_COMMAND}`). Latencies are scaled to one reference state of the device.",
         "- onnxruntime: the same ONNX file, input and thread count, timed alternately with the TVM artifact in "
         "one run; its ratio uses onnxruntime's times.",
-        f"- Predicted: {data.predictor or 'no tuned-regime predictor for this fingerprint (' + data.predictor_note + ')'}.",
+        f"- Predicted: {data.predictor or data.predictor_note}.",
         "- Ratios are a / b: below 1, a is faster. The paper's column is its FLOPs (or its ms where it measured).",
     ]
     if missing:

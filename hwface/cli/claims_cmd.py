@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from hwface.cli.common import add_format
 from hwface.cli.predict_cmd import FINGERPRINT_HELP
 
-FORMATS = ("md", "json")
+FORMATS = ("table", "json", "md")  # md: the whole report on stdout
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "regime's)")
     p.add_argument("--out", default="claims", metavar="DIR", help="folder for the report (default ./claims)")
     p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
-    p.add_argument("--format", choices=FORMATS, default="md", help="what to print: the summary (md) or claims.json")
+    add_format(p, FORMATS)
     p.set_defaults(func=run)
 
 
@@ -30,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
     r = run_claims(args.target, args.out, args.fingerprint, args.budget, charts=not args.no_charts)
     if args.format == "json":
         print(json.dumps(claims_json(r.data, r.claims), indent=2, default=float))
+        return 0
+    if args.format == "md":
+        print((r.out / "claims.md").read_text(), end="")
         return 0
     emit([{"claim": c.id, "TVM tuned": c.verdict.text(), "onnxruntime": c.verdict_onnxruntime.text(),
            "predicted": c.verdict_predicted.text()} for c in r.claims], "table",

@@ -7,7 +7,8 @@ import json
 import sys
 import time
 
-from hwface.cli.common import add_input_shape, add_input_size, check_network_source, input_shape, input_size
+from hwface.cli.common import (add_format, add_input_shape, add_input_size, check_network_source, input_shape,
+                               input_size)
 from hwface.errors import HwfaceError
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_input_shape(p, "full input shape for --onnx (default: the file's, dynamic dims = 1)")
     p.add_argument("--untuned", action="store_true", help="ignore the target's tuning logs")
     p.add_argument("--logs", metavar="DIR", help="apply the tuning database in DIR instead of the target's logs")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_format(p, ("table", "json"))
     p.set_defaults(func=run_compile)
 
     p = sub.add_parser("run", help="run an artifact here, or on a device over RPC")
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run over RPC even without --tracker/--key: through the embedded device of the artifact's target")
     p.add_argument("--check", action="store_true", help="compare the output with PyTorch (zoo) or onnxruntime")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a device (default 120)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_format(p, ("table", "json"))
     p.set_defaults(func=run_run)
 
 
@@ -101,7 +102,7 @@ def run_run(args: argparse.Namespace) -> int:
 
     names = [o.get("name") for o in load_artifact(args.artifact).manifest.output_specs]
     if args.tracker:
-        from hwface.rpc.remote import run_remote
+        from hwface.measure.remote_run import run_remote
 
         result = run_remote(args.artifact, tracker=args.tracker, key=args.key, input_path=args.input,
                             timeout_s=args.timeout)
@@ -136,7 +137,7 @@ def _print_run(report: dict, emulated: bool) -> None:
         print(f"latency: median {lat['median']:.3f} ms (p10 {lat['p10']:.3f}, p90 {lat['p90']:.3f}, "
               f"{lat['samples']} samples)")
     elif emulated:
-        from hwface.rpc.remote import EMULATED_NOTE
+        from hwface.measure.remote_run import EMULATED_NOTE
 
         print(f"latency: {EMULATED_NOTE}")
     if "check" in report:
@@ -152,7 +153,7 @@ def _run_on_started_device(args: argparse.Namespace):
     """Run on a device hwface starts itself: the embedded host device or the emulated AArch64 one."""
     from hwface.compile.artifact import load_artifact
     from hwface.rpc.embedded import device_for
-    from hwface.rpc.remote import run_remote
+    from hwface.measure.remote_run import run_remote
     from hwface.targets import load_target, target_for_key
 
     spec = target_for_key(args.key) if args.key else load_target(load_artifact(args.artifact).manifest.target_name)

@@ -25,14 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = dsub.add_parser("stats", help="counts per regime, op kind, device")
     common(q)
-    q.add_argument("--format", choices=("text", "json"), default="text")
+    add_format(q, ("table", "json"))
     q.set_defaults(func=run_stats)
 
     q = dsub.add_parser("prune", help="move stale rows (another pipeline fingerprint) into the archive table")
     common(q)
     q.add_argument("--stale", action="store_true", required=True, help="archive the rows whose fingerprint is not today's")
     q.add_argument("--dry-run", action="store_true", help="show what would move, move nothing")
-    q.add_argument("--format", choices=("text", "json"), default="text")
+    add_format(q, ("table", "json"))
     q.set_defaults(func=run_prune)
 
     q = dsub.add_parser("query", help="measurements, filtered")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hwface.cli.output import FORMATS, emit
+from hwface.cli.common import add_format
+from hwface.cli.output import emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_stop)
 
     p = dsub.add_parser("list", help="servers started by `hwface device bootstrap` and not stopped")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    add_format(p)
     p.set_defaults(func=run_list)
 
 

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = psub.add_parser("train", help="train on today's current rows (held-out networks never)")
     common(q)
     q.add_argument("--mode", choices=("global", "per_kind"), help="default: the better on a held-back fifth")
-    q.add_argument("--format", choices=("table", "json"), default="table")
+    add_format(q, ("table", "json"))
     q.set_defaults(func=run_train)
 
     q = psub.add_parser("eval", help="kernel- and network-level accuracy on the held-out networks, with baselines")

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=positive_int, default=DEFAULT_TRIALS,
                    help=f"tuning trials per kernel in the tuned regime (default {DEFAULT_TRIALS})")
     p.add_argument("--db", help="latency database file (default latency_db/<target>.sqlite)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_format(p, ("table", "json"))
     p.set_defaults(func=run_sample)
 
 
@@ -63,7 +63,7 @@ def _database(args: argparse.Namespace, spec):
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    from hwface.measure.profile import profile_model
+    from hwface.workflows.profile import profile_model
     from hwface.targets import load_target
 
     check_network_source(args)

@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from hwface.cli.output import FORMATS, emit
+from hwface.cli.common import add_format
+from hwface.cli.output import emit
 
 DEFAULT_TRACKER = "127.0.0.1:9190"
 
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("devices", help="devices registered at a tracker: per key, total, free and pending")
     p.add_argument("--tracker", help=f"tracker HOST:PORT (default $HWFACE_TRACKER or {DEFAULT_TRACKER})")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    add_format(p)
     p.set_defaults(func=run_devices)
 
 

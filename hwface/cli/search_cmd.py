@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from hwface.cli.common import add_format
 from hwface.cli.predict_cmd import FINGERPRINT_HELP, REGIMES
 from hwface.errors import HwfaceError
 
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verify", type=int, default=0, metavar="K", help="build and measure the best K on the device")
     p.add_argument("--out", metavar="DIR", help="write the Pareto front's and the best specs as JSON files")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    add_format(p, ("table", "json"))
     p.set_defaults(func=run)
 
 

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from hwface.cli.common import (add_input_shape, add_input_size, check_network_source, input_shape, input_size,
-                               positive_int)
+from hwface.cli.common import (add_format, add_input_shape, add_input_size, check_network_source, input_shape,
+                               input_size, positive_int)
 from hwface.cli.output import emit
 
 
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_input_size(p)
     add_input_shape(p, "full input shape for --onnx")
     p.add_argument("--no-baseline", action="store_true", help="skip measuring the untuned kernels (speedup column)")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    add_format(p, ("table", "json"))
     p.set_defaults(func=run_tune)
 
 

@@ -317,7 +317,7 @@ def compile_artifact(
     kernels = kernels_left(fused, uses_views(spec.tvm_target()))
     tuned = 0
     if database is not None:
-        from hwface.tune.logs import count_tuned_kernels
+        from hwface.compile.records import count_tuned_kernels
 
         tuned, total = count_tuned_kernels(fused, spec, database)
         say(f"{tuned} of {total} distinct kernels have tuning records; {total - tuned} keep TVM's default schedule")

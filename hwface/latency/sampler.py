@@ -389,7 +389,7 @@ def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str,
     from hwface.compile.pipeline import fuse_traced
     from hwface.compile.relax_import import import_onnx
     from hwface.latency.kernels import map_to_onnx
-    from hwface.measure.profile import KernelSpec, build_kernel_library, primfuncs
+    from hwface.measure.kernel_timing import KernelSpec, build_kernel_library, primfuncs
 
     funcs: dict[str, Any] = {}
     kernels, failed = [], {}
@@ -487,7 +487,7 @@ def sample(
     from hwface.measure.drift import DriftGuard
     from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement
     from hwface.latency.store import db_path as default_db_path
-    from hwface.measure.profile import time_kernels
+    from hwface.measure.kernel_timing import time_kernels
     from hwface.rpc.devices import connect, devices_under
     from hwface.rpc.embedded import DeviceEndpoint, device_for
     from hwface.rpc.remote import call_with_deadline

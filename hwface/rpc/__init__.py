@@ -8,7 +8,8 @@ Typed entry points (heavy modules are imported lazily):
   :func:`hwface.rpc.embedded.device_for` (the device for a target)
 - :func:`hwface.rpc.emulate.prepare_root`, :func:`hwface.rpc.emulate.emulated_device`
 - :func:`hwface.rpc.ssh.bootstrap`, :func:`hwface.rpc.ssh.stop_bootstrapped`
-- :func:`hwface.rpc.remote.run_remote`
+- :func:`hwface.rpc.remote.call_with_deadline`, :func:`hwface.rpc.remote.device_of` (running an artifact
+  there: :func:`hwface.measure.remote_run.run_remote`)
 """
 
 from hwface.rpc.devices import DeviceStatus, connect, list_devices

@@ -30,7 +30,7 @@ class NetworkJob:
     """One network to measure: its stored name and the step that prepares it.
 
     ``prepare()`` exports (or tunes) the network and returns the
-    :func:`~hwface.measure.profile.profile_model` arguments; it runs only when
+    :func:`~hwface.workflows.profile.profile_model` arguments; it runs only when
     the network is measured.
     """
 
@@ -49,7 +49,7 @@ def measure_networks(spec, regime: str, jobs: list[NetworkJob], progress: Callab
     from hwface.latency.fingerprint import current_fingerprint
     from hwface.latency.store import LatencyStore, db_path
     from hwface.measure.drift import DriftGuard
-    from hwface.measure.profile import profile_model
+    from hwface.workflows.profile import profile_model
 
     say = progress or (lambda msg: None)
     today = current_fingerprint(spec).digest()

@@ -26,7 +26,8 @@ def zoo_by_madds() -> list[str]:
 
 
 def measure_zoo(target: str = "host", regime: str = "default", models: list[str] | None = None,
-                progress: Callable[[str], None] | None = None, budget: int = TUNED_BUDGET) -> NetworkRunReport:
+                progress: Callable[[str], None] | None = None, budget: int = TUNED_BUDGET,
+                guard=None) -> NetworkRunReport:
     """Profile every zoo network (or ``models``) in ``regime`` and store it.
 
     Parameters
@@ -38,6 +39,8 @@ def measure_zoo(target: str = "host", regime: str = "default", models: list[str]
         Default: every zoo model (tuned: from the fewest MAdds up); given, in their order.
     budget : int
         The tuned regime's trials a kernel.
+    guard : DriftGuard, optional
+        The drift guard to measure under (default a new one).
     """
     from hwface.errors import HwfaceError
     from hwface.models import list_models
@@ -52,7 +55,7 @@ def measure_zoo(target: str = "host", regime: str = "default", models: list[str]
                                            "split": "heldout"}) for m in (models or zoo_by_madds())]
     else:
         raise HwfaceError(f"the zoo is measured in the default or tuned regime, not {regime!r}")
-    return measure_networks(spec, regime, jobs, progress)
+    return measure_networks(spec, regime, jobs, progress, guard=guard)
 
 
 def compare_zoo_engines(target: str = "host", models: list[str] | None = None,
@@ -60,9 +63,9 @@ def compare_zoo_engines(target: str = "host", models: list[str] | None = None,
     """Time each tuned zoo network (or ``models``) beside onnxruntime, alternately, and store the comparison.
 
     The TVM side is the artifact compiled with the budget's records (the
-    network's tuned-regime schedules); networks not tuned at ``budget`` yet are
-    tuned first. Host targets only (onnxruntime runs in this process). A rerun
-    skips networks compared under today's fingerprint.
+    network's tuned-regime schedules: tune it first, :func:`measure_zoo`). Host
+    targets only (onnxruntime runs in this process). A rerun skips networks
+    compared under today's fingerprint.
 
     Returns
     -------
@@ -77,6 +80,7 @@ def compare_zoo_engines(target: str = "host", models: list[str] | None = None,
     from hwface.latency.store import LatencyStore, db_path, utc_now
     from hwface.measure.engines import compare_engines
     from hwface.targets import load_target
+    from hwface.tune import logs
 
     spec = load_target(target)
     if not spec.is_host:
@@ -90,14 +94,14 @@ def compare_zoo_engines(target: str = "host", models: list[str] | None = None,
     todo = [m for m in wanted if m not in done]
     for i, m in enumerate(todo):
         say(f"[{len(wanted) - len(todo) + i + 1}/{len(wanted)}] {m}: TVM (K = {budget}) beside onnxruntime")
-        args = tune_at_budget(spec, budget, lambda s: say(f"  {m}: {s}"), model=m)
+        database, db_hash = logs.open_database(spec, path=logs.budget_dir(spec, budget))
         art = compile_artifact(tempfile.mkdtemp(prefix="hwface-engines-"), spec.name, model=m,
-                               database=args["database"], tuning_db_hash=args["tuning_db_hash"])
+                               database=database, tuning_db_hash=db_hash)
         c = compare_engines(art.directory, art.onnx_path)
         say(f"  {m}: TVM {c.tvm.median_us / 1e3:.2f} ms, onnxruntime {c.onnxruntime.median_us / 1e3:.2f} ms, "
             f"ratio {c.ratio:.3f} ({c.ratio_p10:.3f}-{c.ratio_p90:.3f}), max |diff| {c.max_abs_diff:.1e}")
         with LatencyStore(db_path(spec.name)) as db:
-            db.add_engine_comparison(engine_row(m, spec, today, budget, args["tuning_db_hash"], c, utc_now()))
+            db.add_engine_comparison(engine_row(m, spec, today, budget, db_hash, c, utc_now()))
     return {"wanted": len(wanted), "already_done": len(wanted) - len(todo), "compared": len(todo)}
 
 

@@ -123,7 +123,7 @@ def test_manifest_without_outputs_still_reads(artifact, tmp_path):
 
 
 def test_profile_times_both_heads(two_heads, loopback):
-    from hwface.measure.profile import profile_model
+    from hwface.workflows.profile import profile_model
 
     r = profile_model(onnx_path=two_heads, target="host", tracker=loopback.tracker, key=loopback.key, repeat=2,
                       min_repeat_ms=1, store=False, guard=False)

@@ -79,7 +79,7 @@ def _assert_matches_pytorch(result, artifact) -> None:
 
 
 def test_mobilefacenet_runs_emulated_and_matches_pytorch(emulated, rpc_arm64_artifact, cli):
-    from hwface.rpc.remote import run_remote
+    from hwface.measure.remote_run import run_remote
 
     _assert_matches_pytorch(run_remote(rpc_arm64_artifact, emulated.tracker, "arm64-qemu", timeout_s=300),
                             rpc_arm64_artifact)
@@ -92,7 +92,7 @@ def test_mobilefacenet_runs_emulated_and_matches_pytorch(emulated, rpc_arm64_art
 def test_android_linked_so_runs_emulated(emulated, tmp_path, monkeypatch):
     """clang + lld's Android .so (no NDK) loads and runs under glibc's loader: it needs only memcpy."""
     from hwface.compile.artifact import compile_artifact
-    from hwface.rpc.remote import run_remote
+    from hwface.measure.remote_run import run_remote
 
     if shutil.which("clang") is None or shutil.which("ld.lld") is None:
         pytest.skip("clang + lld missing: make sysdeps")

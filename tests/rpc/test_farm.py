@@ -14,7 +14,7 @@ import pytest
 
 from hwface.measure.threads import usable_cores
 from hwface.rpc.devices import DeviceLost, NoDevice, TrackerUnreachable, connect, list_devices
-from hwface.rpc.remote import run_remote
+from hwface.measure.remote_run import run_remote
 from tests.conftest import assert_one_line_error
 from tests.rpc.conftest import wait_gone
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from hwface.rpc.devices import list_devices
-from hwface.rpc.remote import run_remote
+from hwface.measure.remote_run import run_remote
 from hwface.rpc.ssh import SshError, bootstrap, list_records, parse_ssh
 from tests.conftest import assert_one_line_error
 from tests.rpc.conftest import wait_gone

@@ -1,4 +1,7 @@
-"""Per-kernel and end-to-end timing of a network on a device over RPC.
+"""`hwface profile`: per-kernel and end-to-end timing of a network on a device over RPC, stored as latency rows.
+
+The workflow over the stages: compile (fused module, artifact), measure (the
+kernel library and its timing, the drift guard), latency (kernel keys, the store).
 
 A kernel ("layer") is one PrimFunc of the fused Relax module
 (:func:`hwface.compile.pipeline.fuse`), with the schedule the deployed artifact
@@ -23,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hwface.errors import HwfaceError
-from hwface.measure.kernel_timing import (  # noqa: F401 (re-exported: callers time kernels through here)
+from hwface.measure.kernel_timing import (
     KERNEL_MIN_REPEAT_MS,
     KERNEL_REPEAT,
     KernelSpec,

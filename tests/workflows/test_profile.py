@@ -24,7 +24,7 @@ def loopback():
 
 def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency_db, quick_guard):
     from hwface.measure.drift import DriftGuard
-    from hwface.measure.profile import profile_model
+    from hwface.workflows.profile import profile_model
 
     # a zero tolerance re-measures every batch once: the device must survive timing its libraries again
     always_redo = DriftGuard(load_target("host"), tolerance=0.0, max_attempts=2, rests_s=(0.0,), min_repeat_ms=2,
@@ -54,7 +54,7 @@ def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency
 
 
 def test_profile_applies_tuning_records(tiny_onnx, loopback, latency_db, tmp_path, monkeypatch):
-    from hwface.measure.profile import profile_model
+    from hwface.workflows.profile import profile_model
     from hwface.tune.logs import open_database
     from hwface.tune.tuner import tune
 
@@ -83,7 +83,7 @@ def test_profile_cli_json(tiny_onnx, loopback, latency_db, cli):
 
 
 def test_profile_refuses_to_store_emulated_latencies(tiny_onnx, latency_db):
-    from hwface.measure.profile import profile_model
+    from hwface.workflows.profile import profile_model
 
     spec = dataclasses.replace(load_target("host"), emulated=True)
     with pytest.raises(EmulatedMeasurement, match="never stored"):
