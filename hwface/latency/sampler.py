@@ -33,8 +33,6 @@ import hashlib
 import json
 import math
 import tempfile
-import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,14 +40,12 @@ from typing import Any, Callable
 import numpy as np
 
 from hwface.errors import HwfaceError
-from hwface.tune.kernel import DEFAULT_TRIALS, tune_kernels
+from hwface.latency.sample_kinds import ACTS, CHANNELS, KIND_TABLE, SIZE_WEIGHTS, SIZES, GraphBuilder  # noqa: F401
+from hwface.latency.sample_kinds import choice as _choice
+from hwface.tune.kernel import DEFAULT_TRIALS
 
-KINDS = ("conv", "dwconv", "pwconv", "gpwconv", "se", "activation", "shuffle", "add", "pool", "fc", "gdconv")
+KINDS = tuple(KIND_TABLE)  # conv, dwconv, pwconv, gpwconv, se, activation, shuffle, add, pool, fc, gdconv
 REGIMES = ("default", "tuned")
-ACTS = ("none", "relu", "prelu", "swish", "hardswish", "sigmoid")
-SIZES = (112, 56, 28, 14, 7)
-SIZE_WEIGHTS = (0.1, 0.25, 0.25, 0.25, 0.15)
-CHANNELS = (16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512)
 MAX_MADDS = 1.5e9  # drawn configurations above this are redrawn (untuned TVM takes seconds on them)
 
 
@@ -100,71 +96,24 @@ class SampleReport:
 
 # -- the prior -----------------------------------------------------------------
 
-def _choice(rng, seq, p=None):
-    return seq[int(rng.choice(len(seq), p=p))]
+def _kind(name: str):
+    if name not in KIND_TABLE:
+        raise HwfaceError(f"unknown sampler kind {name!r} (known: {', '.join(KINDS)})")
+    return KIND_TABLE[name]
 
 
 def draw(kind: str, rng: np.random.Generator) -> SampleConfig:
-    """One configuration of ``kind`` from the prior."""
+    """One configuration of ``kind`` from the prior (feature-map size and activation first, for every kind)."""
+    entry = _kind(kind)
     hw = _choice(rng, SIZES, SIZE_WEIGHTS)
     act = _choice(rng, ACTS)
-    if kind == "conv":
-        k = _choice(rng, (3, 5, 7, 1), (0.5, 0.2, 0.15, 0.15))
-        return SampleConfig.make(kind, hw=hw, cin=_choice(rng, (3,) + CHANNELS[:8]) if hw == 112 else _choice(rng, CHANNELS),
-                                 cout=_choice(rng, CHANNELS), k=k, s=_choice(rng, (1, 2)), act=act)
-    if kind == "dwconv":
-        return SampleConfig.make(kind, hw=hw, c=_choice(rng, CHANNELS), k=_choice(rng, (3, 5, 7)),
-                                 s=_choice(rng, (1, 2)), act=act)
-    if kind == "pwconv":
-        return SampleConfig.make(kind, hw=hw, cin=_choice(rng, CHANNELS), cout=_choice(rng, CHANNELS), act=act,
-                                 residual=int(rng.random() < 0.2))
-    if kind == "gpwconv":
-        g = _choice(rng, (2, 3, 4, 6, 8, 12, 16))
-        return SampleConfig.make(kind, hw=hw, g=g, cin=g * int(rng.integers(2, 33)), cout=g * int(rng.integers(2, 33)),
-                                 act=act)
-    if kind == "se":
-        return SampleConfig.make(kind, hw=hw, c=_choice(rng, CHANNELS[3:]), r=_choice(rng, (4, 8, 16)),
-                                 act=_choice(rng, ("relu", "prelu")))
-    if kind == "activation":
-        return SampleConfig.make(kind, hw=hw, c=_choice(rng, CHANNELS), act=_choice(rng, ACTS[1:]))
-    if kind == "shuffle":
-        g = _choice(rng, (2, 3, 4))
-        return SampleConfig.make(kind, hw=hw, g=g, c=g * int(rng.integers(4, 65)))
-    if kind == "add":
-        return SampleConfig.make(kind, hw=hw, c=_choice(rng, CHANNELS), act=_choice(rng, ("none", "relu", "prelu")))
-    if kind == "pool":
-        op = _choice(rng, ("max", "avg", "global"))
-        return SampleConfig.make(kind, hw=hw, c=_choice(rng, CHANNELS), op=op, k=_choice(rng, (2, 3)),
-                                 s=_choice(rng, (1, 2)))
-    if kind == "fc":
-        c, side = _choice(rng, (128, 256, 512)), _choice(rng, (1, 4, 7))
-        return SampleConfig.make(kind, fin=c * side * side, fout=_choice(rng, (128, 256, 512, 1024)))
-    if kind == "gdconv":
-        return SampleConfig.make(kind, hw=_choice(rng, (4, 7, 14)), c=_choice(rng, (128, 256, 512, 1024)))
-    raise HwfaceError(f"unknown sampler kind {kind!r} (known: {', '.join(KINDS)})")
+    return SampleConfig.make(kind, **entry.draw(rng, hw, act))
 
 
 def config_madds(cfg: SampleConfig) -> int:
     """Multiply-adds of a configuration's conv/linear parts."""
     p = cfg.p
-    hw = p.get("hw", 1)
-    if cfg.kind == "conv":
-        o = hw // p["s"]
-        return o * o * p["cout"] * p["cin"] * p["k"] ** 2
-    if cfg.kind == "dwconv":
-        o = hw // p["s"]
-        return o * o * p["c"] * p["k"] ** 2
-    if cfg.kind == "pwconv":
-        return hw * hw * p["cin"] * p["cout"]
-    if cfg.kind == "gpwconv":
-        return hw * hw * p["cin"] * p["cout"] // p["g"]
-    if cfg.kind == "se":
-        return 2 * p["c"] * (p["c"] // p["r"])
-    if cfg.kind == "fc":
-        return p["fin"] * p["fout"]
-    if cfg.kind == "gdconv":
-        return p["c"] * hw * hw
-    return 0
+    return _kind(cfg.kind).madds(p, p.get("hw", 1))
 
 
 def prior_stream(kinds: tuple[str, ...], seed: int):
@@ -184,17 +133,18 @@ def neighbours(cfg: SampleConfig, rng: np.random.Generator, n: int = 2) -> list[
     p = cfg.p
     out = []
     keys = [k for k in p if isinstance(p[k], int) and k not in ("residual",)]
+    entry = _kind(cfg.kind)
     for _ in range(4 * n):
         if not keys or len(out) >= n:
             break
         k = _choice(rng, keys)
         q = dict(p)
         v = p[k]
-        if k in ("cin", "cout", "c") and cfg.kind not in ("gpwconv", "shuffle"):
+        if k in ("cin", "cout", "c") and not entry.grouped:
             seq = CHANNELS if v in CHANNELS else tuple(sorted(set(CHANNELS) | {v}))
             j = seq.index(v) + _choice(rng, (-1, 1))
             q[k] = seq[min(max(j, 0), len(seq) - 1)]
-        elif k == "hw" and cfg.kind != "gdconv":
+        elif k == "hw" and not entry.fixed_hw:
             j = SIZES.index(v) + _choice(rng, (-1, 1)) if v in SIZES else 0
             q[k] = SIZES[min(max(j, 0), len(SIZES) - 1)]
         elif k in ("cin", "cout", "c"):
@@ -216,112 +166,10 @@ def neighbours(cfg: SampleConfig, rng: np.random.Generator, n: int = 2) -> list[
 
 def config_onnx(cfg: SampleConfig, seed: int = 0):
     """A tiny static ONNX graph computing ``cfg`` (float32, batch 1, random weights)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
+    entry = _kind(cfg.kind)
     p = cfg.p
-    nodes, inits, inputs = [], [], []
-    counter = [0]
-
-    def name(prefix: str) -> str:
-        counter[0] += 1
-        return f"{prefix}_{counter[0]}"
-
-    def init(arr: np.ndarray) -> str:
-        n = name("w")
-        inits.append(numpy_helper.from_array(arr.astype("float32"), n))
-        return n
-
-    def inp(shape) -> str:
-        n = f"input{len(inputs)}" if inputs else "input"
-        inputs.append(helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape)))
-        return n
-
-    def node(op, ins, scope, **attrs) -> str:
-        out = name("t")
-        nodes.append(helper.make_node(op, ins, [out], name=f"/{scope}/{op}", **attrs))
-        return out
-
-    def conv(x, cin, cout, k, s, g, scope, pad=True):
-        w = init(rng.standard_normal((cout, cin // g, k, k)) * 0.1)
-        b = init(rng.standard_normal(cout) * 0.1)
-        pd = k // 2 if pad else 0
-        return node("Conv", [x, w, b], scope, kernel_shape=[k, k], strides=[s, s], pads=[pd] * 4, group=g)
-
-    def activation(x, act, c, scope):
-        if act == "none":
-            return x
-        if act == "relu":
-            return node("Relu", [x], scope)
-        if act == "prelu":
-            return node("PRelu", [x, init(np.full((c, 1, 1), 0.25))], scope)
-        if act == "sigmoid":
-            return node("Sigmoid", [x], scope)
-        if act == "hardswish":
-            return node("HardSwish", [x], scope)
-        if act == "swish":
-            return node("Mul", [x, node("Sigmoid", [x], scope)], scope)
-        raise HwfaceError(f"unknown activation {act!r}")
-
-    hw, kind = p.get("hw", 1), cfg.kind
-    if kind == "conv":
-        y = activation(conv(inp((1, p["cin"], hw, hw)), p["cin"], p["cout"], p["k"], p["s"], 1, "conv"), p["act"],
-                       p["cout"], "act")
-    elif kind == "dwconv":
-        y = activation(conv(inp((1, p["c"], hw, hw)), p["c"], p["c"], p["k"], p["s"], p["c"], "dw"), p["act"], p["c"],
-                       "act")
-    elif kind == "pwconv":
-        x = inp((1, p["cin"], hw, hw))
-        y = activation(conv(x, p["cin"], p["cout"], 1, 1, 1, "pw"), p["act"], p["cout"], "act")
-        if p.get("residual") and p["cin"] == p["cout"]:
-            y = node("Add", [x, y], "res")
-    elif kind == "gpwconv":
-        y = activation(conv(inp((1, p["cin"], hw, hw)), p["cin"], p["cout"], 1, 1, p["g"], "gpw"), p["act"],
-                       p["cout"], "act")
-    elif kind == "se":
-        c, r = p["c"], max(1, p["c"] // p["r"])
-        x = inp((1, c, hw, hw))
-        s = node("GlobalAveragePool", [x], "se/pool")
-        s = activation(conv(s, c, r, 1, 1, 1, "se/fc1"), p["act"], r, "se/act")
-        s = node("Sigmoid", [conv(s, r, c, 1, 1, 1, "se/fc2")], "se/gate")
-        y = node("Mul", [x, s], "se")
-    elif kind == "activation":
-        y = activation(inp((1, p["c"], hw, hw)), p["act"], p["c"], "act")
-    elif kind == "shuffle":
-        g, c = p["g"], p["c"]
-        x = inp((1, c, hw, hw))
-        s1, s2 = name("shape"), name("shape")
-        inits.append(numpy_helper.from_array(np.array([1, g, c // g, hw, hw], dtype="int64"), s1))
-        inits.append(numpy_helper.from_array(np.array([1, c, hw, hw], dtype="int64"), s2))
-        y = node("Reshape", [x, s1], "shuffle")
-        y = node("Transpose", [y], "shuffle", perm=[0, 2, 1, 3, 4])
-        y = node("Reshape", [y, s2], "shuffle")
-    elif kind == "add":
-        a, b = inp((1, p["c"], hw, hw)), inp((1, p["c"], hw, hw))
-        y = activation(node("Add", [a, b], "add"), p["act"], p["c"], "act")
-    elif kind == "pool":
-        x = inp((1, p["c"], hw, hw))
-        if p["op"] == "global" or hw < p["k"]:
-            y = node("GlobalAveragePool", [x], "pool")
-        else:
-            op = "MaxPool" if p["op"] == "max" else "AveragePool"
-            y = node(op, [x], "pool", kernel_shape=[p["k"]] * 2, strides=[p["s"]] * 2, pads=[(p["k"] - 1) // 2] * 4)
-    elif kind == "fc":
-        w = init(rng.standard_normal((p["fout"], p["fin"])) * 0.01)
-        b = init(rng.standard_normal(p["fout"]) * 0.01)
-        y = node("Gemm", [inp((1, p["fin"])), w, b], "fc", transB=1)
-    elif kind == "gdconv":
-        y = conv(inp((1, p["c"], hw, hw)), p["c"], p["c"], hw, 1, p["c"], "gdc", pad=False)
-    else:
-        raise HwfaceError(f"unknown sampler kind {kind!r} (known: {', '.join(KINDS)})")
-    graph = helper.make_graph(nodes, f"sample_{kind}", inputs,
-                              [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    model = onnx.shape_inference.infer_shapes(model)
-    onnx.checker.check_model(model)
-    return model
+    builder = GraphBuilder(seed)
+    return builder.model(entry.graph(builder, p, p.get("hw", 1)), f"sample_{cfg.kind}")
 
 
 # -- the adaptive model -----------------------------------------------------------
@@ -478,28 +326,16 @@ def sample(
     HwfaceError
         Unknown kinds/regime or an emulated device.
     """
-    import tvm
-
-    import hwface
-    from hwface.latency.key import layer_key
-    from hwface.latency.fingerprint import current_fingerprint, measured_fingerprint
-    from hwface.latency.kernels import kernel_madds
-    from hwface.measure.drift import DriftGuard
-    from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement
+    from hwface.latency.fingerprint import current_fingerprint
+    from hwface.latency.sample_run import SamplerRun, SamplerSettings
+    from hwface.latency.store import EmulatedMeasurement, LatencyStore
     from hwface.latency.store import db_path as default_db_path
-    from hwface.measure.kernel_timing import time_kernels
-    from hwface.rpc.devices import connect, devices_under
+    from hwface.measure.drift import DriftGuard
+    from hwface.rpc.devices import NoDevice, devices_under
     from hwface.rpc.embedded import DeviceEndpoint, device_for
-    from hwface.rpc.remote import call_with_deadline
     from hwface.targets import TargetSpec, load_target
 
-    bad = [k for k in kinds if k not in KINDS]
-    if bad or not kinds:
-        raise HwfaceError(f"unknown sampler kind(s) {', '.join(bad) or '(none given)'} (known: {', '.join(KINDS)})")
-    if regime not in REGIMES:
-        raise HwfaceError(f"unknown regime {regime!r} (known: {', '.join(REGIMES)})")
-    if n < 1 or batch < 1 or not 0 <= adaptive_fraction <= 1:
-        raise HwfaceError("--n and --batch must be positive and the adaptive fraction within [0, 1]")
+    _check_sample_args(kinds, regime, n, batch, adaptive_fraction)
     spec = target if isinstance(target, TargetSpec) else load_target(target)
     if spec.emulated:
         raise EmulatedMeasurement(f"target {spec.name} is emulated: its latencies are never stored")
@@ -508,15 +344,12 @@ def sample(
     path = Path(db_path) if db_path else default_db_path(spec.name)
     store = LatencyStore(path)
     work = Path(tempfile.mkdtemp(prefix="hwface-sample-"))
-    lock = threading.Lock()
     try:
         with device_for(spec, tracker) as ep:
             if key:
                 ep = DeviceEndpoint(ep.tracker_host, ep.tracker_port, key, ep.emulated)
             devices = devices_under(ep.tracker, ep.key)
             if devices == 0:
-                from hwface.rpc.devices import NoDevice
-
                 raise NoDevice(f"no device registered under key {ep.key!r} at tracker {ep.tracker}")
             today = current_fingerprint(spec).digest()
             done_ids = store.config_done(spec.name, regime, ep.key, today)
@@ -528,152 +361,23 @@ def sample(
             if guard is None:
                 say(len(done_ids), n, "building the drift guard's reference")
                 guard = DriftGuard(spec)
-            n_prior_total = n - int(round(n * adaptive_fraction))
-            local = threading.local()
-            sessions: list = []
-
-            def session():
-                if getattr(local, "s", None) is None:
-                    local.s = connect(ep.tracker, ep.key, timeout_s=300, session_timeout_s=0)
-                    local.info = call_with_deadline(local.s.device_info, 60, f"device {local.s.name}")
-                    with lock:
-                        sessions.append(local.s)
-                    if local.info and local.info.get("emulated"):
-                        raise EmulatedMeasurement(
-                            f"device {local.s.name} is emulated: its latencies mean nothing and are never stored")
-                return local.s, local.info
-
-            def run(built: _Built) -> tuple[_Built, dict, dict | None, str]:
-                s, info = session()
-                timings, bracket = {}, None
-                if built.so_path is not None:
-                    loaded: dict[str, Any] = {}  # a re-measured batch reuses its library
-
-                    def timed() -> dict:
-                        return time_kernels(s, built.so_path, [k for _, k, _ in built.kernels], repeat, min_repeat_ms,
-                                            loaded=loaded)
-
-                    def guarded():
-                        if not guard:
-                            return timed(), None
-                        return guard.run(s, timed, on_redo=lambda msg: say(
-                            len(done_ids) + report.measured_configs + report.failed_configs, n, msg))
-
-                    timings, bracket = call_with_deadline(guarded, 1800, f"timing a batch on {s.name}")
-                if regime == "tuned":  # free the device: the next batch is tuned on it first
-                    if guard:
-                        guard.forget(s)
-                    s.sess, local.s = None, None
-                return built, timings, info, s.name, bracket
-
-            measured: list[tuple[SampleConfig, float]] = []
-
-            def finish(built: _Built, timings: dict, info: dict | None, device: str, bracket) -> None:
-                ms, per_cfg = [], {}
-                fp = measured_fingerprint(spec, info)
-                reference = bracket.to_dict() if bracket is not None else None
-                for cfg, ks, call in built.kernels:
-                    st = timings[ks.name]
-                    per_cfg[cfg.config_id] = per_cfg.get(cfg.config_id, 0.0) + st.median_us
-                    ms.append(Measurement(
-                        key=layer_key(call), target=spec.name, device_key=ep.key, tvm_version=tvm.__version__,
-                        hwface_version=hwface.__version__, tuned=regime == "tuned", regime=regime,
-                        median_us=st.median_us, p10_us=st.p10_us, p90_us=st.p90_us, cv=st.cv, samples=st.samples,
-                        trials_per_kernel=trials_per_kernel if regime == "tuned" else None,
-                        tuning_db_hash=built.schedules.get(ks.name),
-                        device_machine=(info or {}).get("machine"), device_info={**(info or {}), "address": device},
-                        min_repeat_ms=min_repeat_ms, source=f"sample:{cfg.config_id}", kernel_name=call.kernel,
-                        madds=kernel_madds(call), fingerprint=fp, reference=reference))
-                marks = []
-                for cfg in built.configs:
-                    cid = cfg.config_id
-                    if cid in built.failed:
-                        marks.append((cid, spec.name, regime, ep.key, cfg.kind, cfg.to_dict(), "failed", 0,
-                                      built.failed[cid]))
-                    else:
-                        k = sum(1 for c, _, _ in built.kernels if c.config_id == cid)
-                        marks.append((cid, spec.name, regime, ep.key, cfg.kind,
-                                      {**cfg.to_dict(), "latency_us": per_cfg.get(cid)}, "done", k, None))
-                        measured.append((cfg, per_cfg.get(cid, 0.0)))
-                with lock:
-                    report.stored_kernels += store.add(ms)
-                    store.mark_configs(marks, fp.digest())
-                    if guard:
-                        report.redone_batches, report.drifted_batches = guard.redone, guard.drifted
-                    report.measured_configs += len(built.configs) - len(built.failed)
-                    report.failed_configs += len(built.failed)
-                    report.errors.extend(f"{cid}: {e}" for cid, e in built.failed.items())
-                    say(len(done_ids) + report.measured_configs + report.failed_configs, n,
-                        f"{report.stored_kernels} kernels stored")
-
-            # previously measured configurations feed the adaptive model
-            for cfg_dict, lat in store.sampled_configs(spec.name, regime, ep.key, today):
-                kind = cfg_dict.pop("kind")
-                measured.append((SampleConfig.make(kind, **cfg_dict), lat))
-            stream = prior_stream(tuple(kinds), seed)
-            rng = np.random.default_rng(seed + 1)
-            planned: set[str] = set(done_ids)
-
-            def next_batch() -> list[SampleConfig]:
-                out: list[SampleConfig] = []
-                total_planned = len(planned)
-                want = min(batch, n - total_planned)
-                if want <= 0:
-                    return out
-                if total_planned < n_prior_total:
-                    while len(out) < min(want, n_prior_total - total_planned):
-                        cfg = next(stream)
-                        if cfg.config_id not in planned:
-                            planned.add(cfg.config_id)
-                            out.append(cfg)
-                            report.prior_configs += 1
-                    return out
-                for base in worst_predicted(list(measured), top=max(4, want)):
-                    for cfg in neighbours(base, rng):
-                        if cfg.kind in kinds and cfg.config_id not in planned and len(out) < want:
-                            planned.add(cfg.config_id)
-                            out.append(cfg)
-                            report.adaptive_configs += 1
-                while len(out) < want:  # the model found nothing new: back to the prior
-                    cfg = next(stream)
-                    if cfg.config_id not in planned:
-                        planned.add(cfg.config_id)
-                        out.append(cfg)
-                        report.prior_configs += 1
-                return out
-
-            tune = None
-            if regime == "tuned":
-                def tune(funcs: dict[str, Any]) -> dict[str, Any]:
-                    say(len(done_ids) + report.measured_configs + report.failed_configs, n,
-                        f"tuning {len(funcs)} kernels, {trials_per_kernel} trials each")
-                    return tune_kernels(funcs, spec, ep, trials_per_kernel, seed=seed)
-
+            settings = SamplerSettings(tuple(kinds), n, regime, seed, batch, adaptive_fraction, repeat,
+                                       min_repeat_ms, trials_per_kernel)
+            run = SamplerRun(spec, ep, devices, store, settings, today, report, done_ids, guard, say)
             say(len(done_ids), n, f"{missing} configurations to measure on {devices} device(s) under {ep.key!r}")
-            in_flight_max = 1 if spec.is_host else devices  # on the host, never compile while timing
-            with ThreadPoolExecutor(max_workers=devices) as pool:
-                futures = set()
-                tag = 0
-                while True:
-                    while len(futures) < in_flight_max:
-                        configs = next_batch()
-                        if not configs:
-                            break
-                        tag += 1
-                        built = build_batch(configs, spec, work, f"b{tag}", tune)
-                        futures.add(pool.submit(run, built))
-                    if not futures:
-                        break
-                    finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        finish(*fut.result())
-            for s in sessions:
-                if guard:
-                    guard.forget(s)
-                s.sess = None
-            return report
+            return run.measure_all(work)
     finally:
         store.close()
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_sample_args(kinds, regime: str, n: int, batch: int, adaptive_fraction: float) -> None:
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise HwfaceError(f"unknown sampler kind(s) {', '.join(bad) or '(none given)'} (known: {', '.join(KINDS)})")
+    if regime not in REGIMES:
+        raise HwfaceError(f"unknown regime {regime!r} (known: {', '.join(REGIMES)})")
+    if n < 1 or batch < 1 or not 0 <= adaptive_fraction <= 1:
+        raise HwfaceError("--n and --batch must be positive and the adaptive fraction within [0, 1]")
