@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SYSDEPS := g++-aarch64-linux-gnu clang lld qemu-user-static debootstrap openssh-server binutils
 PYTEST_ARGS ?=
 
-.PHONY: test test-zoo test-planner demo venv sysdeps clean
+.PHONY: test test-fast test-zoo test-planner demo venv sysdeps clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ sysdeps:
 
 test: venv sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The quick loop: every test not marked slow (tuning, the emulated device, sshd, the zoo sweeps).
+test-fast: venv sysdeps
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 DEMO_DIR := artifacts/demo
 

@@ -7,6 +7,7 @@
     python benchmarks/measure_latency_data.py tuned-sample --n 1000    # K = TUNED_BUDGET trials a kernel
     python benchmarks/measure_latency_data.py zoo-tuned          # every zoo network tuned at K, then beside onnxruntime
     python benchmarks/measure_latency_data.py heldout-tuned --n 30
+    python benchmarks/measure_latency_data.py trim-budget        # records beyond K + 1 a kernel (two tunes at once)
     python benchmarks/measure_latency_data.py default-sample zoo-default heldout-default --n 3000 --n-heldout 100
 
 Several steps run one after the other in one process (every module they use is
@@ -23,6 +24,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+
+from hwface.latency.store import TUNED_BUDGET  # K, the tuned regime's trials a kernel
 
 START = time.time()
 
@@ -62,8 +65,6 @@ def default_sample(args) -> None:
 
 
 def tuned_sample(args) -> None:
-    from hwface.workflows.tuned import TUNED_BUDGET
-
     _sample(args, "tuned", trials_per_kernel=TUNED_BUDGET)
 
 
@@ -95,6 +96,15 @@ def zoo_tuned(args) -> None:
         if r.measured or e["compared"]:
             say(f"{m}: measured {r.measured}, beside onnxruntime {e['compared']}; "
                 f"drift guard {guard.redone} batches redone, {guard.drifted} kept drifted")
+
+
+def trim_budget(args) -> None:
+    """Drop the records beyond K + 1 a kernel that two budget tunes running at once left (session 10)."""
+    from hwface.targets import load_target
+    from hwface.tune import logs
+
+    folder = logs.budget_dir(load_target(args.target), TUNED_BUDGET)
+    say(f"{folder}: dropped {logs.trim_to_budget(folder, TUNED_BUDGET + 1)} records beyond {TUNED_BUDGET + 1} a kernel")
 
 
 def heldout_tuned(args) -> None:
@@ -131,7 +141,7 @@ def main(argv=None) -> int:
 
 STEPS = {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
          "heldout-default": heldout_default, "tuned-sample": tuned_sample, "zoo-tuned": zoo_tuned,
-         "heldout-tuned": heldout_tuned}
+         "heldout-tuned": heldout_tuned, "trim-budget": trim_budget}
 
 
 if __name__ == "__main__":

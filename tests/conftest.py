@@ -125,3 +125,17 @@ def tiny_onnx(tmp_path_factory):
     from tests.nets import export_tiny
 
     return export_tiny(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def emulated_root():
+    """The emulated AArch64 root, prepared once per machine through the same code as
+    ``hwface device emulate`` (about a minute the first time, cached afterwards)."""
+    from hwface.rpc.emulate import EmulationError, prepare_root
+
+    try:
+        return prepare_root(log=lambda line: print(line, file=sys.stderr, flush=True))
+    except EmulationError as exc:
+        if "apt-get install" in str(exc) or "needs root" in str(exc):
+            pytest.skip(str(exc))
+        raise

@@ -114,6 +114,32 @@ class LogsStatus:
     other_cpus: tuple[str, ...]
 
 
+def trim_to_budget(folder: Path, records_per_kernel: int) -> int:
+    """Keep each workload's first ``records_per_kernel`` records (in log order) in a budget's logs; returns how many went.
+
+    Two tunes started at once on the same budget both tune the kernels missing
+    at their start; the first K + 1 records of a kernel are then the ones a
+    single tune would have kept. Run it with no tune writing to ``folder``.
+    """
+    path = Path(folder) / RECORD_FILE
+    if not path.exists():
+        return 0
+    with folder_lock(Path(folder)):
+        kept, seen, dropped = [], {}, 0
+        for line in path.read_bytes().splitlines(keepends=True):
+            if not line.strip():
+                continue
+            workload = json.loads(line)[0]
+            seen[workload] = seen.get(workload, 0) + 1
+            if seen[workload] <= records_per_kernel:
+                kept.append(line)
+            else:
+                dropped += 1
+        if dropped:
+            path.write_bytes(b"".join(kept))
+    return dropped
+
+
 def repair(path: Path) -> int:
     """Drop unparseable lines (a torn last line after SIGKILL) from a JSON-lines file; returns how many."""
     if not path.exists():

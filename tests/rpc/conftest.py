@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,20 +67,6 @@ def rpc_tracker(tmp_path_factory):
     tracker = start_tracker(log_dir=tmp_path_factory.mktemp("tracker"))
     yield tracker
     tracker.stop()
-
-
-@pytest.fixture(scope="session")
-def emulated_root():
-    """The emulated AArch64 root, prepared once per machine through the same code as
-    ``hwface device emulate`` (about a minute the first time, cached afterwards)."""
-    from hwface.rpc.emulate import EmulationError, prepare_root
-
-    try:
-        return prepare_root(log=lambda line: print(line, file=sys.stderr, flush=True))
-    except EmulationError as exc:
-        if "apt-get install" in str(exc) or "needs root" in str(exc):
-            pytest.skip(str(exc))
-        raise
 
 
 @dataclass

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.rpc.conftest import emulated_root  # noqa: F401  (fixture shared with the RPC tests)
 import torch
 from torch import nn
 
