@@ -92,7 +92,11 @@ def zoo_tuned(args) -> None:
         if r.failed:
             say(f"failed: {r.failed}")
             continue
-        e = compare_zoo_engines(args.target, models=[m], progress=say)
+        try:
+            e = compare_zoo_engines(args.target, models=[m], progress=say)
+        except Exception as exc:  # one network's comparison failing must not stop the measurement
+            say(f"{m}: the comparison with onnxruntime failed: {type(exc).__name__}: {exc}")
+            continue
         if r.measured or e["compared"]:
             say(f"{m}: measured {r.measured}, beside onnxruntime {e['compared']}; "
                 f"drift guard {guard.redone} batches redone, {guard.drifted} kept drifted")

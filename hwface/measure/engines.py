@@ -21,7 +21,7 @@ from hwface.measure.timing import LatencyStats, time_vm_main
 
 ROUNDS = 7
 REPEAT = 5  # samples per engine and round
-MIN_REPEAT_MS = 20.0  # one sample lasts at least this long (ms)
+MIN_REPEAT_MS = 20  # one sample lasts at least this long (ms; TVM takes an int)
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def compare_engines(artifact_dir: str | Path, onnx_path: str | Path, rounds: int
     diff = float(np.max(np.abs(numpy_outputs(vm["main"](arg))[0] - np.asarray(sess.run(None, feed)[0]))))
     tvm_s, ort_s, ratios = [], [], []
     for _ in range(rounds):
-        t = time_vm_main(vm, dev, [arg], repeat=repeat, min_repeat_ms=min_repeat_ms)
+        t = time_vm_main(vm, dev, [arg], repeat=repeat, min_repeat_ms=max(1, round(min_repeat_ms)))
         o = time_callable(lambda: sess.run(None, feed), repeat, min_repeat_ms)
         tvm_s.append(t.median_us)
         ort_s.append(1e6 * float(np.median(o)))
