@@ -6,7 +6,10 @@ For one target, fingerprint (device and pipeline) and budget ``K``:
   measure_latency_data.py zoo-tuned``): end-to-end latency and each kernel's,
   scaled to one reference state of the device (:mod:`hwface.latency.reference`),
   so networks measured an hour apart on a drifting box compare fairly;
-- onnxruntime beside TVM, timed alternately in one run (``engine_comparisons``);
+- onnxruntime beside TVM, timed alternately in one run (``engine_comparisons``). The
+  box drifts by up to 2x between runs, so a network's onnxruntime latency is its
+  (drift-scaled) TVM latency divided by that run's per-round TVM / onnxruntime
+  ratio, never the raw onnxruntime time of a run an hour away from another's;
 - MAdds and parameters as the papers count them (:mod:`hwface.analysis`);
 - the tuned regime's predictor, when one is trained for the fingerprint: every
   network and kernel predicted (the zoo's tuned rows are held out, never trained on).
@@ -40,7 +43,8 @@ class NetworkFigures:
     paper_madds: float | None
     tvm_us: float | None = None
     kernel_sum_us: float | None = None
-    ort_us: float | None = None
+    ort_us: float | None = None  # tvm_us / engine_ratio: onnxruntime in the same reference state as tvm_us
+    ort_raw_us: float | None = None  # the comparison run's own onnxruntime median
     tvm_beside_ort_us: float | None = None
     engine_ratio: float | None = None  # TVM / onnxruntime, median of alternating rounds
     predicted_us: float | None = None
@@ -108,7 +112,8 @@ def load_measured(data: ClaimsData, db) -> None:
     for _, e in engines[engines["trials_per_kernel"] == data.budget].iterrows():
         n = data.networks.get(e["network"])
         if n is not None:
-            n.ort_us, n.tvm_beside_ort_us, n.engine_ratio = e["ort_median_us"], e["tvm_median_us"], e["ratio"]
+            n.ort_raw_us, n.tvm_beside_ort_us, n.engine_ratio = e["ort_median_us"], e["tvm_median_us"], e["ratio"]
+            n.ort_us = n.tvm_us / n.engine_ratio if n.tvm_us is not None and n.engine_ratio else None
 
 
 def load_predicted(data: ClaimsData) -> None:

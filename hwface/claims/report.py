@@ -67,14 +67,16 @@ def claims_markdown(data: ClaimsData, claims: list[Claim], charts: dict[str, str
         f"(`tuning_logs/{data.target}/.../budget-{data.budget}`), then timed end to end and per kernel under "
         f"the drift guard (`{MEASURE_COMMAND}`). Latencies are scaled to one reference state of the device.",
         "- onnxruntime: the same ONNX file, input and thread count, timed alternately with the TVM artifact in "
-        "one run; its ratio uses onnxruntime's times.",
+        "7 rounds of one run; a network's onnxruntime latency is its TVM latency over that run's median per-round "
+        "TVM / onnxruntime ratio (the box drifts by up to 2x between runs; within a round it does not).",
         f"- Predicted: {data.predictor or data.predictor_note}.",
         "- Ratios are a / b: below 1, a is faster. The paper's column is its FLOPs (or its ms where it measured).",
     ]
     if missing:
         lines.append(f"- Not measured yet (their comparisons read \"-\"): {', '.join(missing)}; "
                      f"`{MEASURE_COMMAND}` measures them.")
-    lines += ["", "## Summary", "", "| claim | TVM tuned | onnxruntime | predicted | rests on |", "|---|---|---|---|---|"]
+    lines += ["", "## Summary", "", "| claim | TVM tuned | onnxruntime | predicted | rests on |",
+              "|---|---|---|---|---|"]
     lines += [f"| [{c.title}](#{_anchor(c.title)}) | {c.verdict.text()} | {c.verdict_onnxruntime.text()} | "
               f"{c.verdict_predicted.text()} | {headline(c)} |" for c in claims]
     lines += ["", *_zoo_table(data, charts.get("zoo_scatter"))]

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     emit([{"claim": c.id, "TVM tuned": c.verdict.text(), "onnxruntime": c.verdict_onnxruntime.text(),
            "predicted": c.verdict_predicted.text()} for c in r.claims], "table",
-         title=f"{r.data.target} ({r.data.device}), K = {r.data.budget}")
+         title=f"{r.data.device}, K = {r.data.budget}")
     if r.missing:
         print(f"not measured yet: {', '.join(r.missing)}")
     print(f"wrote {', '.join(str(p) for p in r.files)} in {r.seconds:.1f} s")
