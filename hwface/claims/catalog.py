@@ -30,6 +30,7 @@ class Comparison:
     published: dict[str, float] = field(default_factory=dict)
     a_us: float | None = None  # TVM latencies behind ``measured``
     b_us: float | None = None
+    disturbed: bool = False  # a network's end-to-end run fails the additivity check: left out of the verdicts
 
 
 @dataclass
@@ -52,8 +53,9 @@ class Claim:
     def judge(self) -> "Claim":
         """Compute the three verdicts from the comparisons (a ranking claim sets them itself)."""
         if self.verdict is None:
-            self.verdict = verdict(self.expect, [(c.label, c.measured) for c in self.comparisons])
-            self.verdict_onnxruntime = verdict(self.expect, [(c.label, c.onnxruntime) for c in self.comparisons])
+            sound = [c for c in self.comparisons if not c.disturbed]
+            self.verdict = verdict(self.expect, [(c.label, c.measured) for c in sound])
+            self.verdict_onnxruntime = verdict(self.expect, [(c.label, c.onnxruntime) for c in sound])
             self.verdict_predicted = verdict(self.expect, [(c.label, c.predicted) for c in self.comparisons])
         return self
 
@@ -75,7 +77,8 @@ def net_pair(data: ClaimsData, a: str, b: str, label: str | None = None, paper: 
         paper=paper if paper is not None else _ratio(na.paper_madds, nb.paper_madds),
         madds=_ratio(na.madds, nb.madds), measured=_ratio(na.tvm_us, nb.tvm_us),
         onnxruntime=_ratio(na.ort_us, nb.ort_us), predicted=_ratio(na.predicted_us, nb.predicted_us),
-        published=published or {}, a_us=na.tvm_us, b_us=nb.tvm_us)
+        published=published or {}, a_us=na.tvm_us, b_us=nb.tvm_us,
+        disturbed=na.additive is False or nb.additive is False)
 
 
 # -- kernels and stages ---------------------------------------------------------------
@@ -207,7 +210,7 @@ def mobilefacenets_ranking(data: ClaimsData) -> Claim:
     """MobileFaceNets Table 2's speed ranking (Snapdragon 820, ncnn) against ours."""
     comps = [net_pair(data, m, "mobilefacenet", paper=ms / 24) for m, ms in MOBILEFACENETS_TABLE2_MS.items()
              if m != "mobilefacenet"]
-    have = [m for m in MOBILEFACENETS_TABLE2_MS if data.measured(m) is not None]
+    have = [m for m in MOBILEFACENETS_TABLE2_MS if data.measured(m) is not None and data.networks[m].additive]
     rho, tau = rank_correlations([MOBILEFACENETS_TABLE2_MS[m] for m in have], [data.measured(m) for m in have])
     ort = [m for m in have if data.networks[m].ort_us is not None]
     rho_o, tau_o = rank_correlations([MOBILEFACENETS_TABLE2_MS[m] for m in ort], [data.networks[m].ort_us for m in ort])
@@ -283,7 +286,7 @@ LFR_TRACK_FLOPS = 1e9  # the LFR challenge's small track, in its FLOPs (insightf
 
 def madds_premise(data: ClaimsData) -> Claim:
     """The LFR budgets and the papers' premise: does MAdds order latency over the zoo?"""
-    nets = [n for n in data.networks.values() if n.tvm_us is not None]
+    nets = [n for n in data.networks.values() if n.tvm_us is not None and n.additive]
     rho, tau = rank_correlations([n.madds for n in nets], [n.tvm_us for n in nets])
     ort = [n for n in nets if n.ort_us is not None]
     _, tau_o = rank_correlations([n.madds for n in ort], [n.ort_us for n in ort])

@@ -22,6 +22,8 @@ from typing import Any
 
 from hwface.errors import HwfaceError
 
+MAX_GAP = 0.25  # |1 - kernel sum / end to end| above this: the end-to-end run was disturbed
+
 
 @dataclass(frozen=True)
 class KernelFigure:
@@ -52,6 +54,17 @@ class NetworkFigures:
     predicted_high_us: float | None = None
     tuning_db_hash: str | None = None
     kernels: list[KernelFigure] = field(default_factory=list)
+
+    @property
+    def additive(self) -> bool | None:
+        """Its kernels' sum within :data:`MAX_GAP` of its end-to-end time (None when not measured).
+
+        Where they disagree more, the end-to-end run was disturbed (the drift guard
+        kept it after its attempts) and a ratio resting on it says nothing.
+        """
+        if self.tvm_us is None or not self.kernel_sum_us:
+            return None
+        return abs(1 - self.kernel_sum_us / self.tvm_us) <= MAX_GAP
 
 
 @dataclass

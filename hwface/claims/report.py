@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from hwface.claims.catalog import Claim, Comparison
-from hwface.claims.data import ClaimsData
+from hwface.claims.data import MAX_GAP, ClaimsData
 
 MEASURE_COMMAND = "python benchmarks/measure_latency_data.py zoo-tuned"
 
@@ -32,7 +32,8 @@ def missing_networks(data: ClaimsData, claims: list[Claim]) -> list[str]:
 def _comparison_row(c: Comparison) -> str:
     published = "; ".join(f"{k} {v:.2f}" for k, v in c.published.items()) or "-"
     a_ms = "-" if c.a_us is None or c.b_us is None else f"{c.a_us / 1e3:.3f} / {c.b_us / 1e3:.3f}"
-    return (f"| {c.label} | {_f(c.paper)} | {_f(c.madds)} | **{_f(c.measured)}** | {_f(c.onnxruntime)} | "
+    mark = " (disturbed)" if c.disturbed else ""
+    return (f"| {c.label}{mark} | {_f(c.paper)} | {_f(c.madds)} | **{_f(c.measured)}** | {_f(c.onnxruntime)} | "
             f"{_f(c.predicted)} | {published} | {a_ms} |")
 
 
@@ -71,6 +72,9 @@ def claims_markdown(data: ClaimsData, claims: list[Claim], charts: dict[str, str
         "TVM / onnxruntime ratio (the box drifts by up to 2x between runs; within a round it does not).",
         f"- Predicted: {data.predictor or data.predictor_note}.",
         "- Ratios are a / b: below 1, a is faster. The paper's column is its FLOPs (or its ms where it measured).",
+        f"- A network whose kernels' sum and end-to-end time disagree by more than {MAX_GAP:.0%} had its end-to-end "
+        "run disturbed (the drift guard kept it after its attempts): its cases read \"(disturbed)\" and stay out "
+        "of the verdicts (`sum/e2e` in the zoo table).",
     ]
     if missing:
         lines.append(f"- Not measured yet (their comparisons read \"-\"): {', '.join(missing)}; "
@@ -93,8 +97,8 @@ def _anchor(title: str) -> str:
 
 def _zoo_table(data: ClaimsData, chart: str | None) -> list[str]:
     out = ["## The zoo at K = %d" % data.budget, "",
-           "| model | MAdds (M) | params (M) | TVM ms | kernel sum ms | onnxruntime ms | TVM / onnxruntime | "
-           "predicted ms (p10-p90) |", "|---|---|---|---|---|---|---|---|"]
+           "| model | MAdds (M) | params (M) | TVM ms | kernel sum ms | sum/e2e | onnxruntime ms | TVM / onnxruntime | "
+           "predicted ms (p10-p90) |", "|---|---|---|---|---|---|---|---|---|"]
     for n in sorted(data.networks.values(), key=lambda n: n.madds):
         if n.tvm_us is None:
             continue
@@ -102,10 +106,15 @@ def _zoo_table(data: ClaimsData, chart: str | None) -> list[str]:
                                                    f"{n.predicted_high_us / 1e3:.3f})")
         out.append(f"| `{n.name}` | {n.madds / 1e6:.1f} | {n.params / 1e6:.3f} | {n.tvm_us / 1e3:.3f} | "
                    f"{_f(n.kernel_sum_us / 1e3 if n.kernel_sum_us else None, 3)} | "
+                   f"{_f(n.kernel_sum_us / n.tvm_us if n.kernel_sum_us else None)}{_disturbed(n)} | "
                    f"{_f(n.ort_us / 1e3 if n.ort_us else None, 3)} | {_f(n.engine_ratio)} | {pred} |")
     if chart:
         out += ["", f"![latency vs MAdds]({chart})"]
     return out + [""]
+
+
+def _disturbed(n) -> str:
+    return "" if n.additive is not False else " (disturbed)"
 
 
 def claims_json(data: ClaimsData, claims: list[Claim]) -> dict[str, Any]:
