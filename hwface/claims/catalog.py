@@ -49,10 +49,15 @@ class Claim:
     verdict_onnxruntime: Verdict | None = None
     verdict_predicted: Verdict | None = None
     kernel_bars: list[dict] = field(default_factory=list)  # per-kernel stacks for a chart
+    min_tau: float | None = None  # a ranking claim: its verdicts rest on the figures' Kendall tau, not the ratios
 
     def judge(self) -> "Claim":
-        """Compute the three verdicts from the comparisons (a ranking claim sets them itself)."""
-        if self.verdict is None:
+        """Compute the three verdicts: from the Kendall tau figures (ranking claims), else from the comparisons."""
+        if self.min_tau is not None:
+            self.verdict, self.verdict_onnxruntime, self.verdict_predicted = (
+                rank_verdict(self.figures.get(f"Kendall tau{engine}"), self.min_tau)
+                for engine in ("", ", onnxruntime", ", predicted"))
+        else:
             sound = [c for c in self.comparisons if not c.disturbed]
             self.verdict = verdict(self.expect, [(c.label, c.measured) for c in sound])
             self.verdict_onnxruntime = verdict(self.expect, [(c.label, c.onnxruntime) for c in sound])
@@ -217,7 +222,7 @@ def mobilefacenets_ranking(data: ClaimsData) -> Claim:
     pred = [m for m in have if data.networks[m].predicted_us is not None]
     rho_p, tau_p = rank_correlations([MOBILEFACENETS_TABLE2_MS[m] for m in pred],
                                      [data.networks[m].predicted_us for m in pred])
-    claim = Claim(
+    return Claim(
         "mobilefacenets_ranking", "The speed ranking of MobileFaceNets Table 2",
         "MobileFaceNets (CCBR 2018), Table 2 (Snapdragon 820, 4 threads, ncnn)",
         "\"our MobileFaceNets achieve significantly better accuracy with faster inference speed\" (MobileNetV1 "
@@ -227,10 +232,7 @@ def mobilefacenets_ranking(data: ClaimsData) -> Claim:
         comps,
         figures={"networks ranked": len(have), "Spearman rho": rho, "Kendall tau": tau,
                  "Kendall tau, onnxruntime": tau_o, "Spearman rho, onnxruntime": rho_o,
-                 "Kendall tau, predicted": tau_p, "Spearman rho, predicted": rho_p})
-    claim.verdict, claim.verdict_onnxruntime = rank_verdict(tau, 0.6), rank_verdict(tau_o, 0.6)
-    claim.verdict_predicted = rank_verdict(tau_p, 0.6)
-    return claim
+                 "Kendall tau, predicted": tau_p, "Spearman rho, predicted": rho_p}, min_tau=0.6).judge()
 
 
 def faster_than_mobilenetv2(data: ClaimsData) -> Claim:
@@ -293,7 +295,7 @@ def madds_premise(data: ClaimsData) -> Claim:
     pred = [n for n in nets if n.predicted_us is not None]
     _, tau_p = rank_correlations([n.madds for n in pred], [n.predicted_us for n in pred])
     fits = sorted(n.name for n in data.networks.values() if 2 * n.madds <= LFR_TRACK_FLOPS * 1.03)
-    claim = Claim(
+    return Claim(
         "madds_premise", "FLOPs budgets: does MAdds order latency?", "Towards Flops-constrained Face Recognition "
         "(LFR challenge, ICCV-W 2019), Sec. 1", "\"The computational budged is 1Gflops and 30Gflops for the small "
         "and large tracks respectively.\" Every paper here ranks its networks by FLOPs or MAdds.",
@@ -302,10 +304,7 @@ def madds_premise(data: ClaimsData) -> Claim:
         figures={"networks": len(nets), "Spearman rho": rho, "Kendall tau": tau, "Kendall tau, onnxruntime": tau_o,
                  "Kendall tau, predicted": tau_p, "fit the 1 GFLOPs track": len(fits)},
         notes=[f"Within the 1 GFLOPs track (2 x MAdds <= 1.03 GFLOPs, the FR-MBConv paper's 1022 M counted as "
-               f"fitting): {', '.join(fits)}."])
-    claim.verdict, claim.verdict_onnxruntime = rank_verdict(tau, 0.7), rank_verdict(tau_o, 0.7)
-    claim.verdict_predicted = rank_verdict(tau_p, 0.7)
-    return claim
+               f"fitting): {', '.join(fits)}."], min_tau=0.7).judge()
 
 
 CLAIMS: tuple[Callable[[ClaimsData], Claim], ...] = (

@@ -17,7 +17,7 @@ def _f(v: float | None, digits: int = 2) -> str:
 
 def headline(claim: Claim) -> str:
     """The figure a verdict rests on: the first comparison's TVM ratio, or the rank correlation."""
-    if not claim.comparisons or claim.id in ("mobilefacenets_ranking", "madds_premise"):
+    if not claim.comparisons or claim.min_tau is not None:
         return f"Kendall tau {_f(claim.figures.get('Kendall tau'))}"
     c = next((c for c in claim.comparisons if c.measured is not None), claim.comparisons[0])
     return f"{c.label}: {_f(c.measured)} (paper {_f(c.paper)})"
