@@ -14,6 +14,10 @@ Several steps run one after the other in one process (every module they use is
 imported before the first starts, so editing the tree meanwhile cannot change
 what they run).
 
+They write the shipped set itself: ``$HWFACE_LATENCY_DB`` and ``$HWFACE_TUNING_LOGS``
+default to the checkout's ``latency_db/`` and ``tuning_logs/`` (a user's hwface
+writes to the user's data folder instead, see hwface.data_dirs).
+
 Each step skips what today's pipeline fingerprint already measured, so a rerun
 resumes; progress is printed one line at a time with a timestamp. docs/latency.md
 records how far each step has got and how long it took.
@@ -22,10 +26,16 @@ records how far each step has got and how long it took.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
-from hwface.latency.store import TUNED_BUDGET  # K, the tuned regime's trials a kernel
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HWFACE_LATENCY_DB", str(REPO / "latency_db"))  # the shipped set, before hwface reads them
+os.environ.setdefault("HWFACE_TUNING_LOGS", str(REPO / "tuning_logs"))
+
+from hwface.latency.store import TUNED_BUDGET  # noqa: E402  K, the tuned regime's trials a kernel
 
 START = time.time()
 

@@ -7,6 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 HW=.venv/bin/hwface
+export HWFACE_TUNING_LOGS="$PWD/tuning_logs"  # the shipped logs themselves (a user's tunes write to their data folder)
 run() { echo "== $(date -u +%H:%M:%S) hwface tune $*"; $HW tune --target host --format json "$@" > "/tmp/hwface-tune-$2.json" || true; tail -c 300 "/tmp/hwface-tune-$2.json"; echo; }
 run --model mobilefacenet  --trials 1536 --trials-per-kernel 64
 run --model seesaw_share   --trials 1040 --trials-per-kernel 16

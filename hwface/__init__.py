@@ -2,7 +2,7 @@
 
 Data flows one way through the layers, lowest first (:data:`LAYERS`)::
 
-    errors < targets < models < analysis < export < compile < rpc < measure < tune
+    errors < data_dirs < targets < models < analysis < export < compile < rpc < measure < tune
       < latency < nas < claims < docs_gen < workflows < service < cli
 
 A module imports only from its own layer and the layers below it (tested by
@@ -18,5 +18,5 @@ and written by tune.
 
 __version__ = "0.4.0"
 
-LAYERS = ("errors", "targets", "models", "analysis", "export", "compile", "rpc", "measure", "tune", "latency", "nas",
+LAYERS = ("errors", "data_dirs", "targets", "models", "analysis", "export", "compile", "rpc", "measure", "tune", "latency", "nas",
           "claims", "docs_gen", "workflows", "service", "cli")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwface import data_dirs
 from hwface.errors import HwfaceError
 
 KINDS = ("cpu", "gpu")
@@ -77,9 +78,8 @@ class Linker:
 
 
 def targets_dir() -> Path:
-    """Folder holding the target files: ``$HWFACE_TARGETS`` or ``<repo>/targets``."""
-    env = os.environ.get("HWFACE_TARGETS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "targets"
+    """Folder holding the target files: ``$HWFACE_TARGETS``, else the shipped ones (:mod:`hwface.data_dirs`)."""
+    return data_dirs.override("targets") or data_dirs.shipped_dir("targets")
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,15 @@ def quick_guard():
     return DriftGuard(load_target("host"), max_attempts=2, rests_s=(0.1,), min_repeat_ms=5)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_home(tmp_path_factory):
+    """A private user data folder ($HWFACE_HOME) for the whole run: tests never write the real one."""
+    home = tmp_path_factory.mktemp("hwface-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HWFACE_HOME", str(home))
+        yield home
+
+
 @pytest.fixture
 def latency_db(tmp_path, monkeypatch):
     """A private latency database folder ($HWFACE_LATENCY_DB): tests never write the repo's latency_db/."""

@@ -171,14 +171,14 @@ def load_claims_data(target: str = "host", fingerprint: str | None = None, budge
     """
     from hwface.latency.fingerprint import Fingerprint
     from hwface.latency.lookup import resolve_fingerprint
-    from hwface.latency.store import TUNED_BUDGET, LatencyStore, db_path
+    from hwface.latency.store import TUNED_BUDGET, LatencyStore, read_path
     from hwface.targets import load_target
 
     spec = load_target(target)
     digest = resolve_fingerprint(spec, fingerprint)
     data = ClaimsData(spec.name, "unknown device", digest, regime, budget or TUNED_BUDGET, zoo_figures(), None)
-    if db_path(spec.name).exists():
-        with LatencyStore(db_path(spec.name)) as db:
+    if read_path(spec.name).exists():
+        with LatencyStore.for_reading(spec.name) as db:
             fields = db.fingerprints().get(digest)
             data.device = Fingerprint.from_dict(fields).describe() if fields else data.device
             load_measured(data, db)

@@ -53,18 +53,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_export)
 
 
-def _open(args):
+def _open(args, write: bool = False):
+    """The database ``--db`` names, else the target's: the one read from, or with ``write`` the user's."""
     from pathlib import Path
 
-    from hwface.latency.store import LatencyStore, db_path
+    from hwface.latency.store import LatencyStore, read_path
 
-    path = Path(args.db) if args.db else db_path(args.target)
+    path = Path(args.db) if args.db else read_path(args.target)
     if not path.exists():
         raise HwfaceError(f"no latency database at {path}: run `hwface profile` or `hwface sample` first")
     if not path.is_file():
         raise HwfaceError(f"{path} is not a latency database (not a file)")
     try:
-        return LatencyStore(path)
+        if args.db:
+            return LatencyStore(path)
+        return LatencyStore.for_writing(args.target) if write else LatencyStore.for_reading(args.target)
     except sqlite3.DatabaseError as exc:
         raise HwfaceError(f"{path} is not a latency database (SQLite: {exc})") from None
 
@@ -120,7 +123,7 @@ def run_stats(args: argparse.Namespace) -> int:
 def run_prune(args: argparse.Namespace) -> int:
     fp = _today(args)
     today, described = fp.digest(), fp.describe()
-    with _open(args) as db:
+    with _open(args, write=not args.dry_run) as db:
         moved = db.prune_stale(fp, dry_run=args.dry_run)
         archived = db.archived_count()
     if args.format == "json":

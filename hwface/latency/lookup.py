@@ -146,13 +146,13 @@ def resolve_fingerprint(spec, fingerprint: str | None = None) -> str:
         The digest names no stored fingerprint of the target, or several.
     """
     from hwface.latency.fingerprint import Fingerprint, current_fingerprint
-    from hwface.latency.store import LatencyStore, db_path
+    from hwface.latency.store import LatencyStore, read_path
 
     if not fingerprint:
         return current_fingerprint(spec).digest()
     stored: dict[str, dict] = {}
-    if db_path(spec.name).exists():
-        with LatencyStore(db_path(spec.name)) as db:
+    if read_path(spec.name).exists():
+        with LatencyStore.for_reading(spec.name) as db:
             stored = db.fingerprints()
     hits = [d for d in stored if d.startswith(fingerprint.lower())]
     if len(hits) != 1:
@@ -182,12 +182,12 @@ def open_lookup(spec, regime: str, fingerprint: str | None = None, folder: str |
         No predictor, a corrupt one, or one of other features or data (one line, says how to train).
     """
     from hwface.latency.predictor import Predictor, predictor_dir
-    from hwface.latency.store import LatencyStore, db_path
+    from hwface.latency.store import LatencyStore
 
     digest = resolve_fingerprint(spec, fingerprint)
     pred = Predictor.load(folder or predictor_dir(spec.name, regime, digest), fingerprint=digest)
     from hwface.latency.reference import normalized_rows
 
-    with LatencyStore(db_path(spec.name)) as db:
+    with LatencyStore.for_reading(spec.name) as db:
         frame, _ = db.current_frame(digest, regime, split="train")
     return KernelLookup(normalized_rows(frame, pred.reference), pred)

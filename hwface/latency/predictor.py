@@ -299,8 +299,15 @@ def train_predictor(frame, networks, target: str, regime: str, fingerprint: str,
                      metrics, state)
 
 
-def predictor_dir(target: str, regime: str, fingerprint: str) -> Path:
-    """``<latency db folder>/<target>.<regime>.<fingerprint digest>.predictor`` (one per device and pipeline)."""
+def predictor_dir(target: str, regime: str, fingerprint: str, write: bool = False) -> Path:
+    """``<latency db folder>/<target>.<regime>.<fingerprint digest>.predictor`` (one per device and pipeline).
+
+    With ``write``, the folder a training writes (the user's); else the one read:
+    the user's when it exists, else the shipped one (:mod:`hwface.data_dirs`).
+    """
+    from hwface import data_dirs
     from hwface.latency.store import db_dir
 
-    return db_dir() / f"{target}.{regime}.{fingerprint}.predictor"
+    name = f"{target}.{regime}.{fingerprint}.predictor"
+    found = [] if write else [d / name for d in data_dirs.read_dirs("latency_db") if (d / name).is_dir()]
+    return found[0] if found else db_dir() / name

@@ -329,7 +329,6 @@ def sample(
     from hwface.latency.fingerprint import current_fingerprint
     from hwface.latency.sample_run import SamplerRun, SamplerSettings
     from hwface.latency.store import EmulatedMeasurement, LatencyStore
-    from hwface.latency.store import db_path as default_db_path
     from hwface.measure.drift import DriftGuard
     from hwface.rpc.devices import NoDevice, devices_under
     from hwface.rpc.embedded import DeviceEndpoint, device_for
@@ -341,8 +340,8 @@ def sample(
         raise EmulatedMeasurement(f"target {spec.name} is emulated: its latencies are never stored")
     spec.linker()
     say = progress or (lambda done, total, msg: None)
-    path = Path(db_path) if db_path else default_db_path(spec.name)
-    store = LatencyStore(path)
+    store = LatencyStore(Path(db_path)) if db_path else LatencyStore.for_writing(spec.name)
+    path = store.path
     work = Path(tempfile.mkdtemp(prefix="hwface-sample-"))
     try:
         with device_for(spec, tracker) as ep:

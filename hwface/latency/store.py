@@ -1,7 +1,10 @@
 """The latency database: measured kernel latencies per target, in SQLite (WAL mode).
 
-One file per target, ``latency_db/<target>.sqlite`` (``$HWFACE_LATENCY_DB`` names
-another folder; tests always set it). Tables:
+One file per target, ``<target>.sqlite``. The shipped file is only read; a
+user's runs write to the user's copy (:mod:`hwface.data_dirs`), which starts as a
+copy of the shipped one on its first write (:meth:`LatencyStore.for_writing`), and
+readers take the user's copy once it exists (:meth:`LatencyStore.for_reading`).
+``$HWFACE_LATENCY_DB`` names one folder for both (tests always set it). Tables:
 
 ``layers``
     One row per :class:`~hwface.latency.key.LayerKey` (its string is the primary
@@ -48,10 +51,12 @@ import json
 import os
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from hwface import data_dirs
 from hwface.errors import HwfaceError
 from hwface.latency.key import LayerKey
 
@@ -226,14 +231,43 @@ class EmulatedMeasurement(HwfaceError):
 
 
 def db_dir() -> Path:
-    """``$HWFACE_LATENCY_DB`` or ``<repo>/latency_db``."""
-    env = os.environ.get(DB_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "latency_db"
+    """Where databases and predictors are written: ``$HWFACE_LATENCY_DB``, else the user's ``latency_db``."""
+    return data_dirs.write_dir("latency_db")
 
 
 def db_path(target: str) -> Path:
-    """The database file of a target: ``<db_dir>/<target>.sqlite``."""
+    """The database file a target's measurements are written to: ``<db_dir>/<target>.sqlite``."""
     return db_dir() / f"{target}.sqlite"
+
+
+def read_path(target: str) -> Path:
+    """The database file a target's rows are read from: the user's once it exists, else the shipped one."""
+    name = f"{target}.sqlite"
+    found = [d / name for d in data_dirs.read_dirs("latency_db") if (d / name).exists()]
+    return found[0] if found else db_path(target)
+
+
+def seed_from_shipped(target: str) -> bool:
+    """Start the user's database of ``target`` as a copy of the shipped one, when it has none yet; True when it did."""
+    path = db_path(target)
+    shipped = data_dirs.shipped_dir("latency_db") / f"{target}.sqlite"
+    if data_dirs.override("latency_db") or path.exists() or not shipped.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.seed")
+    with closing(_open_read_only(shipped)) as src, closing(sqlite3.connect(str(tmp))) as dst:
+        src.backup(dst)
+    os.replace(tmp, path)
+    return True
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that reads the file and writes nothing beside it (SQLite's ``immutable``: no WAL index files).
+
+    Rows a writer has not yet checkpointed into the file are not seen: the shipped
+    database is written only by the maintainers' commands, and committed checkpointed.
+    """
+    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
 
 def utc_now() -> str:
@@ -333,11 +367,20 @@ class LatencyStore:
     Parameters
     ----------
     path : path
-        SQLite file; created with its folder when missing.
+        SQLite file; created with its folder when missing (unless ``read_only``).
+    read_only : bool
+        Open an existing file for reading only (the shipped database): nothing
+        is migrated or written.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            self._conn = _open_read_only(self.path)
+            self._conn.row_factory = sqlite3.Row
+            self.migrated_from = self._check_version()
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
@@ -348,10 +391,30 @@ class LatencyStore:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self.migrated_from = migrate(self._conn)
 
+    def _check_version(self) -> int:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version != SCHEMA_VERSION:
+            raise HwfaceError(f"{self.path}: latency database schema {version}, this hwface reads "
+                              f"{SCHEMA_VERSION}; open it for writing once to migrate it")
+        return version
+
     @classmethod
     def for_target(cls, target: str) -> "LatencyStore":
-        """The default database of a target (``latency_db/<target>.sqlite``)."""
+        """The database a target's measurements are written to (:meth:`for_writing`)."""
+        return cls.for_writing(target)
+
+    @classmethod
+    def for_writing(cls, target: str) -> "LatencyStore":
+        """The user's database of ``target`` (or ``$HWFACE_LATENCY_DB``'s), started from the shipped one when new."""
+        seed_from_shipped(target)
         return cls(db_path(target))
+
+    @classmethod
+    def for_reading(cls, target: str) -> "LatencyStore":
+        """The database ``target``'s rows are read from (:func:`read_path`); the shipped one opens read-only."""
+        path = read_path(target)
+        shipped = path == data_dirs.shipped_dir("latency_db") / path.name and not data_dirs.override("latency_db")
+        return cls(path, read_only=shipped and path.exists())
 
     def close(self) -> None:
         self._conn.close()

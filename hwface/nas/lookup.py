@@ -97,10 +97,10 @@ class LatencyModel:
         import xgboost
 
         from hwface import __version__
-        from hwface.latency.store import LatencyStore, db_path
+        from hwface.latency.store import LatencyStore
 
         pred = self.lookup.predictor
-        with LatencyStore(db_path(self.spec.name)) as db:
+        with LatencyStore.for_reading(self.spec.name) as db:
             fields = db.fingerprints().get(pred.fingerprint)
         from hwface.latency.fingerprint import Fingerprint
 

@@ -15,6 +15,11 @@ repairs take the folder's lock (:func:`folder_lock`, :mod:`hwface.tune.shared_db
 Records measured on one CPU are never applied to
 another: the host's logs live under a folder named after the CPU model, its
 LLVM ``mcpu`` and its core count.
+
+The shipped logs are only read. A user's tunes write to the user's
+``tuning_logs`` (:mod:`hwface.data_dirs`), whose folders start as copies of the
+shipped ones (:func:`seed_from_shipped`); until a folder has records of its own,
+reads go to the shipped one.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from hwface.compile.records import best_seconds, count_tuned_kernels, kernel_tasks, record_counts  # noqa: F401
+from hwface import data_dirs
 from hwface.targets import TargetSpec
 
 WORKLOAD_FILE = "database_workload.json"
@@ -54,9 +61,55 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 
 def logs_root() -> Path:
-    """``$HWFACE_TUNING_LOGS`` or ``<repo>/tuning_logs``."""
-    env = os.environ.get("HWFACE_TUNING_LOGS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "tuning_logs"
+    """Where tuning records are written: ``$HWFACE_TUNING_LOGS``, else the user's ``tuning_logs`` (:mod:`hwface.data_dirs`)."""
+    return data_dirs.write_dir("tuning_logs")
+
+
+def _has_records(folder: Path) -> bool:
+    f = Path(folder) / RECORD_FILE
+    return f.exists() and f.stat().st_size > 0
+
+
+def shipped_twin(folder: str | Path) -> Path | None:
+    """The shipped logs folder at the same place as a user's ``folder`` under its root, when it holds records.
+
+    None when ``$HWFACE_TUNING_LOGS`` names the logs (they are then the only ones)
+    or ``folder`` is not under the user's logs.
+    """
+    if data_dirs.override("tuning_logs"):
+        return None
+    try:
+        rel = Path(folder).resolve().relative_to(logs_root().resolve())
+    except ValueError:
+        return None
+    twin = data_dirs.shipped_dir("tuning_logs") / rel
+    return twin if _has_records(twin) else None
+
+
+def reading_dir(folder: str | Path) -> Path:
+    """The folder reads of ``folder`` go to: itself once it holds records, else its shipped twin, else itself."""
+    folder = Path(folder)
+    return folder if _has_records(folder) else (shipped_twin(folder) or folder)
+
+
+def seed_from_shipped(folder: str | Path) -> bool:
+    """Start a user's logs folder as a copy of its shipped twin, when it holds no records yet; True when it did.
+
+    The first tune that writes to a folder keeps the shipped records it would
+    otherwise have read, so shipped kernels are reused, not tuned again.
+    """
+    folder = Path(folder)
+    twin = shipped_twin(folder)
+    if twin is None:
+        return False
+    with folder_lock(folder):
+        if _has_records(folder):
+            return False
+        for name in (WORKLOAD_FILE, RECORD_FILE):
+            tmp = folder / f"{name}.seed"
+            shutil.copyfile(twin / name, tmp)
+            os.replace(tmp, folder / name)
+    return True
 
 
 def cpu_id(spec: TargetSpec) -> str:
@@ -174,17 +227,28 @@ def db_hash(path: Path) -> str | None:
 
 
 def status(spec: TargetSpec, path: Path | None = None) -> LogsStatus:
-    """Repair and describe the target's tuning logs (or those in the folder ``path``)."""
-    path = Path(path) if path is not None else logs_dir(spec)
+    """Repair and describe the target's tuning logs (or those in the folder ``path``).
+
+    A user's folder without records of its own is described by its shipped twin
+    (:func:`reading_dir`); only the user's own files are ever repaired.
+    """
+    asked = Path(path) if path is not None else logs_dir(spec)
+    path = reading_dir(asked)
     dropped = 0
-    if path.is_dir():
+    if path == asked and path.is_dir():
         with folder_lock(path):
             dropped = repair(path / WORKLOAD_FILE) + repair(path / RECORD_FILE)
     count = lambda f: sum(1 for line in f.read_bytes().splitlines() if line.strip()) if f.exists() else 0  # noqa: E731
     others: tuple[str, ...] = ()
-    if spec.is_host and path == logs_dir(spec) and path.parent.exists():
-        others = tuple(sorted(p.name for p in path.parent.iterdir() if p.is_dir() and p != path))
+    if spec.is_host and asked == logs_dir(spec):
+        others = tuple(sorted(_cpu_folders(spec) - {asked.name}))
     return LogsStatus(path, count(path / RECORD_FILE), count(path / WORKLOAD_FILE), db_hash(path), dropped, others)
+
+
+def _cpu_folders(spec: TargetSpec) -> set[str]:
+    """Names of the host CPU folders holding logs, the user's and the shipped ones."""
+    roots = [logs_root()] + ([] if data_dirs.override("tuning_logs") else [data_dirs.shipped_dir("tuning_logs")])
+    return {p.name for r in roots if (r / spec.name).is_dir() for p in (r / spec.name).iterdir() if p.is_dir()}
 
 
 def open_database(spec: TargetSpec, create: bool = False, path: Path | None = None):
@@ -198,6 +262,9 @@ def open_database(spec: TargetSpec, create: bool = False, path: Path | None = No
         target without logs gives ``(None, None)``.
     path : Path, optional
         Folder of the database instead of the target's (:func:`logs_dir`).
+        Reads of a user's folder without records go to its shipped twin; a
+        tune (``create``) first starts the user's folder from it
+        (:func:`seed_from_shipped`).
 
     Returns
     -------
@@ -208,13 +275,15 @@ def open_database(spec: TargetSpec, create: bool = False, path: Path | None = No
     """
     from tvm.s_tir import meta_schedule as ms
 
-    st = status(spec, path)
-    if st.records == 0 and not create:
-        return None, None
     if create:
         from hwface.tune.shared_db import SharedJSONDatabase
 
-        return SharedJSONDatabase(st.path), st.db_hash
+        folder = Path(path) if path is not None else logs_dir(spec)
+        seed_from_shipped(folder)
+        return SharedJSONDatabase(folder), status(spec, folder).db_hash
+    st = status(spec, path)
+    if st.records == 0:
+        return None, None
     db = ms.database.JSONDatabase(
         path_workload=str(st.path / WORKLOAD_FILE),
         path_tuning_record=str(st.path / RECORD_FILE),

@@ -47,13 +47,13 @@ def measure_networks(spec, regime: str, jobs: list[NetworkJob], progress: Callab
     """
     from hwface.errors import HwfaceError
     from hwface.latency.fingerprint import current_fingerprint
-    from hwface.latency.store import LatencyStore, db_path
+    from hwface.latency.store import LatencyStore
     from hwface.measure.drift import DriftGuard
     from hwface.workflows.profile import profile_model
 
     say = progress or (lambda msg: None)
     today = current_fingerprint(spec).digest()
-    with LatencyStore(db_path(spec.name)) as db:
+    with LatencyStore.for_reading(spec.name) as db:
         todo = [j for j in jobs if not db.network_done(j.name, regime, spec.rpc_key, today)]
     report = NetworkRunReport(spec.name, regime, len(jobs), already_done=len(jobs) - len(todo))
     guard = guard or (DriftGuard(spec) if todo else None)

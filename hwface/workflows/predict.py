@@ -61,23 +61,22 @@ def train(target: str = "host", regime: str = "default", mode: str | None = None
     """
     from hwface.latency.lookup import resolve_fingerprint
     from hwface.latency.predictor import predictor_dir, train_predictor
-    from hwface.latency.store import LatencyStore, db_path
+    from hwface.latency.store import LatencyStore, read_path
     from hwface.targets import load_target
 
     spec = load_target(target)
     today = resolve_fingerprint(spec, fingerprint)
-    path = db_path(spec.name)
-    if not path.exists():
+    if not read_path(spec.name).exists():
         raise _no_data(spec, regime, today)
     t0 = time.perf_counter()
-    with LatencyStore(path) as db:
+    with LatencyStore.for_reading(spec.name) as db:
         frame, stale = db.current_frame(today, regime, split="train")
         nets = db.networks_frame(fingerprint=today, regime=regime, split="train")
     if frame.empty:
         raise _no_data(spec, regime, today)
     budget = _one_budget(frame) if regime == "tuned" else None
     pred = train_predictor(frame, nets, spec.name, regime, today, mode=mode, trials_per_kernel=budget)
-    folder = pred.save(out or predictor_dir(spec.name, regime, today))
+    folder = pred.save(out or predictor_dir(spec.name, regime, today, write=True))
     return TrainReport(spec.name, regime, str(folder), today, len(frame), pred.metrics["distinct_keys"], len(nets),
                        stale, pred.mode, pred.metrics["mode_rmspe_on_held_back_fifth"], time.perf_counter() - t0)
 
@@ -129,11 +128,11 @@ def evaluate(target: str = "host", regime: str = "default", folder: str | Path |
     from hwface.latency.key import LayerKey
     from hwface.latency.metrics import accuracy, coverage
     from hwface.latency.reference import normalized_networks, normalized_rows
-    from hwface.latency.store import LatencyStore, db_path
+    from hwface.latency.store import LatencyStore
 
     spec, pred, table = load(target, regime, folder, fingerprint)
     today, state = pred.fingerprint, pred.reference
-    with LatencyStore(db_path(spec.name)) as db:
+    with LatencyStore.for_reading(spec.name) as db:
         held_rows = normalized_rows(db.current_frame(today, regime, split="heldout")[0], state)
         held = normalized_networks(db.networks_frame(fingerprint=today, regime=regime, split="heldout"), state)
         train_nets = normalized_networks(db.networks_frame(fingerprint=today, regime=regime, split="train"), state)

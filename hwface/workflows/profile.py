@@ -200,7 +200,7 @@ def profile_model(
     EmulatedMeasurement
         ``store`` was asked on an emulated device.
     """
-    from hwface.latency.store import EmulatedMeasurement, LatencyStore, db_path
+    from hwface.latency.store import EmulatedMeasurement, LatencyStore
     from hwface.measure.drift import DriftGuard
     from hwface.targets import TargetSpec, load_target
 
@@ -222,11 +222,10 @@ def profile_model(
     result = profile_result(plan, timed, spec, meta, guard)
     result.network = network_measurement(result, plan, timed, meta, origin, arch_spec)
     if store:
-        path = db_path(spec.name) if store is True else Path(store)
-        with LatencyStore(path) as db:
+        with (LatencyStore.for_writing(spec.name) if store is True else LatencyStore(Path(store))) as db:
             result.stored = db.add(result.measurements)
             db.add_network(result.network)
-        result.db_path = str(path)
+        result.db_path = str(db.path)
     return result
 
 

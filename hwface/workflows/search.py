@@ -104,7 +104,7 @@ def run_search(target: str = "host", regime: str = "default", budget_ms: float |
 
 
 def _verify(report: SearchReport, spec, regime: str, winners, say: Callable[[str], None]) -> None:
-    from hwface.latency.store import LatencyStore, db_path
+    from hwface.latency.store import LatencyStore
     from hwface.nas import export_spec
     from hwface.workflows.networks import NetworkJob, measure_networks
 
@@ -124,7 +124,7 @@ def _verify(report: SearchReport, spec, regime: str, winners, say: Callable[[str
     from hwface.latency.reference import normalized_networks
 
     state = Predictor.load(predictor_dir(spec.name, regime, report.fingerprint)).reference
-    with LatencyStore(db_path(spec.name)) as db:
+    with LatencyStore.for_reading(spec.name) as db:
         nets = normalized_networks(db.networks_frame(fingerprint=report.fingerprint, regime=regime,
                                                      split="heldout"), state)
     measured = dict(zip(nets["name"], nets["median_us"])) if len(nets) else {}  # in the predictor's reference state

@@ -77,7 +77,7 @@ def compare_zoo_engines(target: str = "host", models: list[str] | None = None,
     from hwface.compile.artifact import compile_artifact
     from hwface.errors import HwfaceError
     from hwface.latency.fingerprint import current_fingerprint
-    from hwface.latency.store import LatencyStore, db_path, utc_now
+    from hwface.latency.store import LatencyStore, utc_now
     from hwface.measure.engines import compare_engines
     from hwface.targets import load_target
     from hwface.tune import logs
@@ -88,7 +88,7 @@ def compare_zoo_engines(target: str = "host", models: list[str] | None = None,
     say = progress or (lambda msg: None)
     today = current_fingerprint(spec).digest()
     wanted = models or zoo_by_madds()
-    with LatencyStore(db_path(spec.name)) as db:
+    with LatencyStore.for_reading(spec.name) as db:
         frame = db.engine_comparisons_frame(fingerprint=today, regime="tuned")
     done = set(frame["network"][frame["trials_per_kernel"] == budget])
     todo = [m for m in wanted if m not in done]
@@ -100,7 +100,7 @@ def compare_zoo_engines(target: str = "host", models: list[str] | None = None,
         c = compare_engines(art.directory, art.onnx_path)
         say(f"  {m}: TVM {c.tvm.median_us / 1e3:.2f} ms, onnxruntime {c.onnxruntime.median_us / 1e3:.2f} ms, "
             f"ratio {c.ratio:.3f} ({c.ratio_p10:.3f}-{c.ratio_p90:.3f}), max |diff| {c.max_abs_diff:.1e}")
-        with LatencyStore(db_path(spec.name)) as db:
+        with LatencyStore.for_writing(spec.name) as db:
             db.add_engine_comparison(engine_row(m, spec, today, budget, db_hash, c, utc_now()))
     return {"wanted": len(wanted), "already_done": len(wanted) - len(todo), "compared": len(todo)}
 
