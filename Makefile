@@ -35,7 +35,10 @@ test-fast: venv sysdeps
 
 DEMO_DIR := artifacts/demo
 
+# What a new user types. It writes artifacts/ (ignored) and the user's data folder, never the checkout: the last
+# line checks that git status is what it was.
 demo: venv sysdeps
+	mkdir -p $(DEMO_DIR) && (git status --porcelain 2>/dev/null || true) > $(DEMO_DIR)/git-status-before
 	$(VENV)/bin/hwface models
 	$(VENV)/bin/hwface inspect seesaw_share
 	$(VENV)/bin/hwface tune --target host --model seesaw_share --trials 64
@@ -47,6 +50,7 @@ demo: venv sysdeps
 	$(VENV)/bin/hwface profile --target host --model seesaw_share
 	$(VENV)/bin/hwface predict --target host --model seesaw_share --fingerprint 272a7f80  # the shipped data's device
 	$(PY) benchmarks/serve_load.py --clients 1 --requests 4 --fingerprint 272a7f80  # starts the service, queries it, stops it
+	(git status --porcelain 2>/dev/null || true) | diff $(DEMO_DIR)/git-status-before - && echo "make demo: the checkout is as it was"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

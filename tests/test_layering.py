@@ -39,3 +39,14 @@ def test_no_import_goes_up_a_layer():
             if rank[target] > rank[layer]:
                 upward.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {layer} imports {module}")
     assert not upward, "\n".join(upward)
+
+
+def test_no_function_is_over_80_lines():
+    """Functions short enough to read at once (docstring included)."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.name} "
+                            f"({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, "\n".join(long)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,19 +303,15 @@ def sample(
         ``default`` or ``tuned`` (see the module docstring).
     tracker, key : str, optional
         Device (default: the target's; the embedded device for ``host``).
-    seed : int
-        Seed of the prior stream (keep it to resume).
-    batch : int
-        Configurations compiled into one library and timed together.
+    seed, batch : int
+        Seed of the prior stream (keep it to resume); configurations built into one library and timed together.
     adaptive_fraction : float
         Share of ``n`` chosen by adaptive densification (the rest from the prior).
-    repeat, min_repeat_ms
-        ``time_evaluator`` samples per kernel and minimum sample length (ms).
-    trials_per_kernel : int
-        Tuned candidates per kernel (``tuned`` regime; TVM's default schedule is
-        measured besides), stored in each row.
+    repeat, min_repeat_ms, trials_per_kernel
+        ``time_evaluator`` samples per kernel, minimum sample length (ms), tuned candidates
+        per kernel (``tuned`` regime, TVM's default schedule measured besides; stored in each row).
     db_path : path, optional
-        Latency database (default ``latency_db/<target>.sqlite``).
+        Latency database (default: the user's copy, :meth:`~hwface.latency.store.LatencyStore.for_writing`).
     progress : callable, optional
         ``progress(done, total, message)``.
     guard : DriftGuard or False, optional
@@ -328,10 +325,36 @@ def sample(
     """
     from hwface.latency.fingerprint import current_fingerprint
     from hwface.latency.sample_run import SamplerRun, SamplerSettings
-    from hwface.latency.store import EmulatedMeasurement, LatencyStore
-    from hwface.measure.drift import DriftGuard
-    from hwface.rpc.devices import NoDevice, devices_under
-    from hwface.rpc.embedded import DeviceEndpoint, device_for
+    from hwface.latency.store import LatencyStore
+    from hwface.rpc.embedded import device_for
+
+    spec = _sampling_target(target, kinds, regime, n, batch, adaptive_fraction)
+    say = progress or (lambda done, total, msg: None)
+    store = LatencyStore(Path(db_path)) if db_path else LatencyStore.for_writing(spec.name)
+    work = Path(tempfile.mkdtemp(prefix="hwface-sample-"))
+    try:
+        with device_for(spec, tracker) as ep:
+            ep, devices = _devices_under(ep, key)
+            today = current_fingerprint(spec).digest()
+            done_ids = store.config_done(spec.name, regime, ep.key, today)
+            report = SampleReport(spec.name, regime, ep.key, devices, n, len(done_ids), fingerprint=today,
+                                  db_path=str(store.path))
+            if len(done_ids) >= n:
+                return report
+            guard = _new_guard(spec, say, len(done_ids), n) if guard is None else guard
+            settings = SamplerSettings(tuple(kinds), n, regime, seed, batch, adaptive_fraction, repeat,
+                                       min_repeat_ms, trials_per_kernel)
+            run = SamplerRun(spec, ep, devices, store, settings, today, report, done_ids, guard, say)
+            say(len(done_ids), n, f"{n - len(done_ids)} configurations to measure on {devices} device(s) under {ep.key!r}")
+            return run.measure_all(work)
+    finally:
+        store.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _sampling_target(target, kinds, regime: str, n: int, batch: int, adaptive_fraction: float):
+    """The checked arguments' target, linker found; refuses an emulated one."""
+    from hwface.latency.store import EmulatedMeasurement
     from hwface.targets import TargetSpec, load_target
 
     _check_sample_args(kinds, regime, n, batch, adaptive_fraction)
@@ -339,37 +362,27 @@ def sample(
     if spec.emulated:
         raise EmulatedMeasurement(f"target {spec.name} is emulated: its latencies are never stored")
     spec.linker()
-    say = progress or (lambda done, total, msg: None)
-    store = LatencyStore(Path(db_path)) if db_path else LatencyStore.for_writing(spec.name)
-    path = store.path
-    work = Path(tempfile.mkdtemp(prefix="hwface-sample-"))
-    try:
-        with device_for(spec, tracker) as ep:
-            if key:
-                ep = DeviceEndpoint(ep.tracker_host, ep.tracker_port, key, ep.emulated)
-            devices = devices_under(ep.tracker, ep.key)
-            if devices == 0:
-                raise NoDevice(f"no device registered under key {ep.key!r} at tracker {ep.tracker}")
-            today = current_fingerprint(spec).digest()
-            done_ids = store.config_done(spec.name, regime, ep.key, today)
-            report = SampleReport(spec.name, regime, ep.key, devices, n, len(done_ids), fingerprint=today,
-                                  db_path=str(path))
-            missing = max(0, n - len(done_ids))
-            if missing == 0:
-                return report
-            if guard is None:
-                say(len(done_ids), n, "building the drift guard's reference")
-                guard = DriftGuard(spec)
-            settings = SamplerSettings(tuple(kinds), n, regime, seed, batch, adaptive_fraction, repeat,
-                                       min_repeat_ms, trials_per_kernel)
-            run = SamplerRun(spec, ep, devices, store, settings, today, report, done_ids, guard, say)
-            say(len(done_ids), n, f"{missing} configurations to measure on {devices} device(s) under {ep.key!r}")
-            return run.measure_all(work)
-    finally:
-        store.close()
-        import shutil
+    return spec
 
-        shutil.rmtree(work, ignore_errors=True)
+
+def _new_guard(spec, say, done: int, n: int):
+    from hwface.measure.drift import DriftGuard
+
+    say(done, n, "building the drift guard's reference")
+    return DriftGuard(spec)
+
+
+def _devices_under(ep, key: str | None):
+    """(endpoint, device count) of ``key`` (default: the endpoint's) at the endpoint's tracker; none is an error."""
+    from hwface.rpc.devices import NoDevice, devices_under
+    from hwface.rpc.embedded import DeviceEndpoint
+
+    if key:
+        ep = DeviceEndpoint(ep.tracker_host, ep.tracker_port, key, ep.emulated)
+    devices = devices_under(ep.tracker, ep.key)
+    if devices == 0:
+        raise NoDevice(f"no device registered under key {ep.key!r} at tracker {ep.tracker}")
+    return ep, devices
 
 
 def _check_sample_args(kinds, regime: str, n: int, batch: int, adaptive_fraction: float) -> None:

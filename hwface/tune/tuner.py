@@ -324,10 +324,8 @@ def tune(
 
     Parameters
     ----------
-    model, onnx_path : str
-        Exactly one: a zoo name or an ONNX file.
-    target : str
-        Target name or file.
+    model, onnx_path, target : str
+        Exactly one of a zoo name or an ONNX file; the target's name or file.
     trials : int
         Global trial budget of this run (measurements on the device).
     trials_per_kernel : int, optional
@@ -353,12 +351,9 @@ def tune(
     from hwface.compile.network import fused_module, load_network
     from hwface.rpc.devices import require_device
     from hwface.rpc.embedded import device_for
-    from hwface.targets import load_target
     from hwface.tune import logs
 
-    _check_budgets(trials, trials_per_kernel, top_kernels)
-    spec = load_target(target)
-    spec.linker()
+    spec = _checked_target(target, trials, trials_per_kernel, top_kernels)
     device_spec, rehearsal = device_target(spec, key, tracker)
     folder = Path(logs_path) if logs_path else (logs.rehearsal_dir(spec, key) if rehearsal else None)
     start = time.perf_counter()
@@ -386,6 +381,16 @@ def tune(
     )
     report.kernels = plan.results(database, untuned, progress.per_task)
     return report
+
+
+def _checked_target(target: str, trials: int, trials_per_kernel: int | None, top_kernels: int | None):
+    """The target to tune, its linker found, once the budgets are known to be sane."""
+    from hwface.targets import load_target
+
+    _check_budgets(trials, trials_per_kernel, top_kernels)
+    spec = load_target(target)
+    spec.linker()
+    return spec
 
 
 def _check_budgets(trials: int, trials_per_kernel: int | None, top_kernels: int | None) -> None:

@@ -123,69 +123,49 @@ class ProfileResult:
 
 
 def profile_model(
-    model: str | None = None,
-    target="host",
-    tracker: str | None = None,
-    key: str | None = None,
-    database=None,
-    tuning_db_hash: str | None = None,
-    onnx_path: str | Path | None = None,
-    input_size: tuple[int, int] | None = None,
+    model: str | None = None, target="host", tracker: str | None = None, key: str | None = None,
+    database=None, tuning_db_hash: str | None = None,
+    onnx_path: str | Path | None = None, input_size: tuple[int, int] | None = None,
     input_shape: tuple[int, ...] | None = None,
-    repeat: int = KERNEL_REPEAT,
-    min_repeat_ms: float = KERNEL_MIN_REPEAT_MS,
-    e2e_repeat: int | None = None,
-    store: bool | str | Path = False,
-    timeout_s: float = 1800.0,
-    progress: Callable[[str], None] | None = None,
-    regime: str | None = None,
-    trials_per_kernel: int | None = None,
-    split: str = "train",
-    name: str | None = None,
-    origin: str | None = None,
-    arch_spec: dict[str, Any] | None = None,
+    repeat: int = KERNEL_REPEAT, min_repeat_ms: float = KERNEL_MIN_REPEAT_MS, e2e_repeat: int | None = None,
+    store: bool | str | Path = False, timeout_s: float = 1800.0, progress: Callable[[str], None] | None = None,
+    regime: str | None = None, trials_per_kernel: int | None = None, split: str = "train",
+    name: str | None = None, origin: str | None = None, arch_spec: dict[str, Any] | None = None,
     guard=None,
 ) -> ProfileResult:
     """Time every kernel of a network on a device, and the whole artifact.
 
     Parameters
     ----------
-    model : str, optional
-        Zoo name (exclusive with ``onnx_path``).
+    model, onnx_path, input_size, input_shape
+        A zoo name or an ONNX file, as for :func:`hwface.compile.compile_artifact`.
     target : str or TargetSpec
-    tracker : str, optional
-        ``HOST:PORT``; default: the target's, or the embedded device for ``host``.
-    key : str, optional
-        Device key at the tracker (default: the target's ``rpc_key``).
+    tracker, key : str, optional
+        ``HOST:PORT`` (default: the target's, or the embedded device for ``host``)
+        and device key (default: the target's ``rpc_key``).
     database : meta_schedule Database, optional
-        Tuning records, applied to kernels and artifact alike.
-    tuning_db_hash : str, optional
-        Recorded with the measurements when ``database`` is given.
-    onnx_path, input_size, input_shape
-        As for :func:`hwface.compile.compile_artifact`.
-    repeat : int
-        Samples per kernel (and end-to-end, unless ``e2e_repeat``).
-    min_repeat_ms : float
-        Minimum duration of one sample, in ms.
+        Tuning records, applied to kernels and artifact alike; ``tuning_db_hash``
+        is recorded with the measurements when it is given.
+    repeat, min_repeat_ms, e2e_repeat
+        Samples per kernel, minimum duration of one sample (ms), end-to-end samples
+        (default ``max(repeat, 5)``).
     store : bool or path
         Write the kernels' measurements to the latency database (True: the
-        target's default file; a path: that file). Refused on an emulated device.
+        target's, :meth:`~hwface.latency.store.LatencyStore.for_writing`; a path:
+        that file). Refused on an emulated device.
     timeout_s : float
         Bound on the remote part, in seconds.
     progress : callable, optional
         ``progress(message)``.
-    regime : str, optional
+    regime, trials_per_kernel : optional
         Stored regime: ``zoo`` (the deployed schedules; the default with
         ``database``), ``default`` (TVM's default schedules; the default without
-        ``database``, refused with it) or ``tuned`` (``database``
-        holds records of a fixed ``trials_per_kernel`` budget).
-    trials_per_kernel : int, optional
-        The tuned regime's budget, stored in every row.
-    split : str
-        ``train`` or ``heldout`` (a held-out network's rows never train).
-    name, origin, arch_spec
-        Stored network name (default: the model's or the ONNX file's), ``zoo``
-        or ``nas``, and the arch spec (dict) a ``nas`` network was built from.
+        ``database``, refused with it) or ``tuned`` (``database`` holds records of
+        a fixed ``trials_per_kernel`` budget, stored in every row).
+    split, name, origin, arch_spec
+        ``train`` or ``heldout`` (a held-out network's rows never train), the stored
+        network name (default: the model's or the ONNX file's), ``zoo`` or ``nas``,
+        and the arch spec (dict) a ``nas`` network was built from.
     guard : DriftGuard or False, optional
         Brackets the kernels' timing and the end-to-end timing with the
         reference (:mod:`hwface.measure.drift`); default: a new guard when
@@ -200,17 +180,11 @@ def profile_model(
     EmulatedMeasurement
         ``store`` was asked on an emulated device.
     """
-    from hwface.latency.store import EmulatedMeasurement, LatencyStore
     from hwface.measure.drift import DriftGuard
-    from hwface.targets import TargetSpec, load_target
 
     say = progress or (lambda msg: None)
-    spec = target if isinstance(target, TargetSpec) else load_target(target)
-    spec.linker()
     regime = regime or ("zoo" if database is not None else "default")
-    _check_regime(regime, database, trials_per_kernel)
-    if store and spec.emulated:
-        raise EmulatedMeasurement(f"target {spec.name} is emulated: its latencies are never stored")
+    spec = _profiling_target(target, regime, database, trials_per_kernel, bool(store))
     plan = plan_profile(spec, model, onnx_path, input_size, input_shape, database, say)
     if guard is None and store:
         say("building the drift guard's reference")
@@ -222,11 +196,31 @@ def profile_model(
     result = profile_result(plan, timed, spec, meta, guard)
     result.network = network_measurement(result, plan, timed, meta, origin, arch_spec)
     if store:
-        with (LatencyStore.for_writing(spec.name) if store is True else LatencyStore(Path(store))) as db:
-            result.stored = db.add(result.measurements)
-            db.add_network(result.network)
-        result.db_path = str(db.path)
+        _store(result, spec.name, store)
     return result
+
+
+def _profiling_target(target, regime: str, database, trials_per_kernel: int | None, store: bool):
+    """The target to profile on, its linker found, once the regime is known to fit; refuses storing emulated rows."""
+    from hwface.latency.store import EmulatedMeasurement
+    from hwface.targets import TargetSpec, load_target
+
+    spec = target if isinstance(target, TargetSpec) else load_target(target)
+    spec.linker()
+    _check_regime(regime, database, trials_per_kernel)
+    if store and spec.emulated:
+        raise EmulatedMeasurement(f"target {spec.name} is emulated: its latencies are never stored")
+    return spec
+
+
+def _store(result: "ProfileResult", target: str, store: bool | str | Path) -> None:
+    """Write a profile's measurements and its network row (True: the target's database; a path: that file)."""
+    from hwface.latency.store import LatencyStore
+
+    with (LatencyStore.for_writing(target) if store is True else LatencyStore(Path(store))) as db:
+        result.stored = db.add(result.measurements)
+        db.add_network(result.network)
+    result.db_path = str(db.path)
 
 
 @dataclass
