@@ -262,12 +262,16 @@ def seed_from_shipped(target: str) -> bool:
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that reads the file and writes nothing beside it (SQLite's ``immutable``: no WAL index files).
+    """A read-only connection.
 
-    Rows a writer has not yet checkpointed into the file are not seen: the shipped
-    database is written only by the maintainers' commands, and committed checkpointed.
+    An installed package's file opens ``immutable`` (SQLite writes no WAL index
+    beside it; nothing writes that file). A checkout's file opens ``mode=ro``, so a
+    maintainer's measurement writing it meanwhile is read consistently (SQLite's
+    transient ``-shm``/``-wal`` files appear beside it; git ignores them).
     """
-    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    installed = Path(path).resolve().is_relative_to(Path(data_dirs.__file__).resolve().parent / "shipped")
+    mode = "ro&immutable=1" if installed else "ro"
+    return sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
 
 def utc_now() -> str:

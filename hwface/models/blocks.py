@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-ACTIVATIONS = ("relu", "relu6", "prelu", "swish", "hswish", "sigmoid", "none")
+ACTIVATIONS = ("relu", "relu6", "prelu", "swish", "hardswish", "sigmoid", "none")
 
 
 def make_act(kind: str, channels: int) -> nn.Module:
@@ -23,7 +23,7 @@ def make_act(kind: str, channels: int) -> nn.Module:
     ----------
     kind : str
         One of ``relu``, ``relu6``, ``prelu`` (one slope per channel), ``swish`` (SiLU),
-        ``hswish``, ``sigmoid``, ``none``.
+        ``hardswish``, ``sigmoid``, ``none``.
     channels : int
         Channel count (used by PReLU).
     """
@@ -35,7 +35,7 @@ def make_act(kind: str, channels: int) -> nn.Module:
         return nn.PReLU(channels)
     if kind == "swish":
         return nn.SiLU(inplace=True)
-    if kind == "hswish":
+    if kind == "hardswish":
         return nn.Hardswish(inplace=True)
     if kind == "sigmoid":
         return nn.Sigmoid()

@@ -18,19 +18,10 @@ from hwface.nas.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
 if TYPE_CHECKING:  # torch is imported inside the functions: importing hwface.nas stays cheap
     from torch import nn
 
-# Spec activation names -> hwface.models.blocks.make_act names.
-_ZOO_ACT = {"prelu": "prelu", "relu": "relu", "swish": "swish", "hardswish": "hswish"}
-
-
-def zoo_act(act: str) -> str:
-    """The :func:`hwface.models.blocks.make_act` name of a spec activation (``hardswish`` -> ``hswish``)."""
-    return _ZOO_ACT[act]
-
-
 def _stem_layers(stem: StemSpec) -> list["nn.Module"]:
     from hwface.models.blocks import ConvBNAct
 
-    act = zoo_act(stem.act)
+    act = stem.act
     layers = [ConvBNAct(3, stem.width, 3, 2, act=act)]
     if stem.dwconv:
         groups = stem.dwconv_groups or stem.width
@@ -57,7 +48,7 @@ def make_block(stage: StageSpec, in_ch: int, stride: int) -> "nn.Module":
     from hwface.models.mobilefacenet import Bottleneck
     from hwface.models.seesaw import SeesawBlock
 
-    act, e, c = zoo_act(stage.act), stage.expansion, stage.width
+    act, e, c = stage.act, stage.expansion, stage.width
     if stage.block == "mbconv":
         return MBConv(in_ch, c, e, stride, kernel=stage.kernel, se=_se_mode(stage), act=act)
     if stage.block == "frmbconv":
@@ -95,7 +86,7 @@ def _head(spec: ArchSpec) -> "nn.Sequential":
     ch = spec.stages[-1].width
     layers: list[nn.Module] = []
     if head.conv_width is not None:
-        layers.append(pointwise(ch, head.conv_width, act=zoo_act(head.act)))
+        layers.append(pointwise(ch, head.conv_width, act=head.act))
         ch = head.conv_width
     if head.kind == "s2fc":
         return nn.Sequential(*layers, S2FC(ch, spec.feature_size, spec.embedding))

@@ -53,7 +53,7 @@ def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency
     assert frame["device_machine"].notna().all() and (frame["tvm_version"] == "0.27.0.post1").all()
 
 
-def test_profile_applies_tuning_records(tiny_onnx, loopback, latency_db, tmp_path, monkeypatch):
+def test_profile_applies_tuning_records(tiny_onnx, loopback, latency_db, tmp_path, monkeypatch, quick_guard):
     from hwface.workflows.profile import profile_model
     from hwface.tune.logs import open_database
     from hwface.tune.tuner import tune
@@ -64,7 +64,7 @@ def test_profile_applies_tuning_records(tiny_onnx, loopback, latency_db, tmp_pat
          show_progress=False)
     database, db_hash = open_database(spec)
     r = profile_model(onnx_path=tiny_onnx, target=spec, tracker=loopback.tracker, database=database,
-                      tuning_db_hash=db_hash, repeat=2, min_repeat_ms=1, store=True)
+                      tuning_db_hash=db_hash, repeat=2, min_repeat_ms=1, store=True, guard=quick_guard)
     assert r.tuned and r.tuned_kernels == r.distinct_kernels == 4 and all(row.tuned for row in r.rows)
     with LatencyStore(db_path("host")) as db:
         frame = db.frame()
