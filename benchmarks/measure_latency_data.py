@@ -6,6 +6,7 @@
     python benchmarks/measure_latency_data.py heldout-default --n 100
     python benchmarks/measure_latency_data.py tuned-sample --n 1000    # K = TUNED_BUDGET trials a kernel
     python benchmarks/measure_latency_data.py zoo-tuned          # every zoo network tuned at K, then beside onnxruntime
+    python benchmarks/measure_latency_data.py zoo-rounds         # the tuned zoo on both engines, in rounds (one run)
     python benchmarks/measure_latency_data.py heldout-tuned --n 30
     python benchmarks/measure_latency_data.py trim-budget        # records beyond K + 1 a kernel (two tunes at once)
     python benchmarks/measure_latency_data.py default-sample zoo-default heldout-default --n 3000 --n-heldout 100
@@ -112,6 +113,14 @@ def zoo_tuned(args) -> None:
                 f"drift guard {guard.redone} batches redone, {guard.drifted} kept drifted")
 
 
+def zoo_rounds(args) -> None:
+    """Every tuned zoo network (or --models) on both engines in rounds, one run; the claims' end-to-end figures."""
+    from hwface.workflows.zoo_rounds import time_zoo_in_rounds
+
+    run = time_zoo_in_rounds(args.target, models=args.models, progress=say)
+    say(f"run {run.run_id}: {len(run.networks)} networks x 2 engines, {run.rounds} rounds, {run.stored} rows stored")
+
+
 def trim_budget(args) -> None:
     """Drop the records beyond K + 1 a kernel that two budget tunes running at once left (session 10)."""
     from hwface.targets import load_target
@@ -146,7 +155,7 @@ def main(argv=None) -> int:
     import hwface.latency.fingerprint, hwface.latency.sampler, hwface.latency.store  # noqa: E401,F401
     import hwface.claims.catalog, hwface.measure.drift, hwface.measure.engines  # noqa: E401,F401
     import hwface.workflows.heldout  # noqa: F401
-    import hwface.workflows.tuned, hwface.workflows.zoo_data  # noqa: E401,F401
+    import hwface.workflows.tuned, hwface.workflows.zoo_data, hwface.workflows.zoo_rounds  # noqa: E401,F401
     for step in args.steps:
         say(f"step {step}")
         STEPS[step](args)
@@ -155,7 +164,7 @@ def main(argv=None) -> int:
 
 STEPS = {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
          "heldout-default": heldout_default, "tuned-sample": tuned_sample, "zoo-tuned": zoo_tuned,
-         "heldout-tuned": heldout_tuned, "trim-budget": trim_budget}
+         "heldout-tuned": heldout_tuned, "trim-budget": trim_budget, "zoo-rounds": zoo_rounds}
 
 
 if __name__ == "__main__":

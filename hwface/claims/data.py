@@ -10,6 +10,10 @@ For one target, fingerprint (device and pipeline) and budget ``K``:
   box drifts by up to 2x between runs, so a network's onnxruntime latency is its
   (drift-scaled) TVM latency divided by that run's per-round TVM / onnxruntime
   ratio, never the raw onnxruntime time of a run an hour away from another's;
+- the latest run timing the tuned zoo in rounds (``measure_latency_data.py
+  zoo-rounds``), where there is one: every network on both engines once a round,
+  so ratios between networks are not ratios between states of the box
+  (:func:`load_rounds`);
 - MAdds and parameters as the papers count them (:mod:`hwface.analysis`);
 - the tuned regime's predictor, when one is trained for the fingerprint: every
   network and kernel predicted (the zoo's tuned rows are held out, never trained on).
@@ -79,6 +83,8 @@ class ClaimsData:
     networks: dict[str, NetworkFigures]
     predictor: str | None  # what predicted, or None
     predictor_note: str = ""
+    rounds_run: str | None = None  # the rounds run end-to-end figures come from (id, time, networks), or None
+    rounds_state: float | None = None  # that run's TVM times over the profiles' (the kernel sums' scale into it)
 
     def measured(self, name: str) -> float | None:
         n = self.networks.get(name)
@@ -127,6 +133,36 @@ def load_measured(data: ClaimsData, db) -> None:
         if n is not None:
             n.ort_raw_us, n.tvm_beside_ort_us, n.engine_ratio = e["ort_median_us"], e["tvm_median_us"], e["ratio"]
             n.ort_us = n.tvm_us / n.engine_ratio if n.tvm_us is not None and n.engine_ratio else None
+
+
+def load_rounds(data: ClaimsData, db) -> None:
+    """Take the end-to-end figures of the latest run timing the tuned zoo in rounds, where there is one.
+
+    Every network of the run has its TVM and onnxruntime latency from the run
+    (median of its rounds) and its engine ratio per round. Its kernel sum, scaled
+    to the reference state, is brought into the run's state by the median over the
+    run's networks of their run TVM time over their profile's (drift-scaled) one.
+    """
+    import numpy as np
+
+    frame = db.round_timings_frame(fingerprint=data.fingerprint, regime=data.regime)
+    frame = frame[frame["trials_per_kernel"] == data.budget]
+    if frame.empty:
+        return
+    run = frame[frame["run_id"] == frame.sort_values("measured_at")["run_id"].iloc[-1]]
+    timed = {(r["network"], r["engine"]): np.asarray(r["rounds_us"]) for _, r in run.iterrows()}
+    nets = [data.networks[m] for m in run["network"].unique() if m in data.networks and (m, "tvm") in timed]
+    state = [float(np.median(timed[(n.name, "tvm")])) / n.tvm_us for n in nets if n.tvm_us]
+    data.rounds_state = float(np.median(state)) if state else 1.0
+    for n in nets:
+        tvm, ort = timed[(n.name, "tvm")], timed.get((n.name, "onnxruntime"))
+        n.tvm_us = float(np.median(tvm))
+        n.kernel_sum_us = n.kernel_sum_us * data.rounds_state if n.kernel_sum_us else n.kernel_sum_us
+        if ort is not None:
+            n.ort_us, n.engine_ratio = float(np.median(ort)), float(np.median(tvm / ort))
+    rounds = len(next(iter(timed.values())))
+    data.rounds_run = (f"run `{run['run_id'].iloc[0]}` ({run['measured_at'].iloc[0]}: {len(nets)} networks, both "
+                       f"engines, {rounds} rounds)")
 
 
 def load_predicted(data: ClaimsData) -> None:
@@ -182,6 +218,7 @@ def load_claims_data(target: str = "host", fingerprint: str | None = None, budge
             fields = db.fingerprints().get(digest)
             data.device = Fingerprint.from_dict(fields).describe() if fields else data.device
             load_measured(data, db)
+            load_rounds(data, db)
     if predict and any(n.tvm_us is not None for n in data.networks.values()):
         load_predicted(data)
     return data

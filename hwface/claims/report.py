@@ -9,6 +9,7 @@ from hwface.claims.catalog import Claim, Comparison
 from hwface.claims.data import MAX_GAP, ClaimsData
 
 MEASURE_COMMAND = "python benchmarks/measure_latency_data.py zoo-tuned"
+ROUNDS_COMMAND = "python benchmarks/measure_latency_data.py zoo-rounds"
 
 
 def _f(v: float | None, digits: int = 2) -> str:
@@ -67,9 +68,7 @@ def claims_markdown(data: ClaimsData, claims: list[Claim], charts: dict[str, str
         f"(TVM's default schedule measured besides) into one shared database per budget "
         f"(`tuning_logs/{data.target}/.../budget-{data.budget}`), then timed end to end and per kernel under "
         f"the drift guard (`{MEASURE_COMMAND}`). Latencies are scaled to one reference state of the device.",
-        "- onnxruntime: the same ONNX file, input and thread count, timed alternately with the TVM artifact in "
-        "7 rounds of one run; a network's onnxruntime latency is its TVM latency over that run's median per-round "
-        "TVM / onnxruntime ratio (the box drifts by up to 2x between runs; within a round it does not).",
+        _engines_bullet(data),
         f"- Predicted: {data.predictor or data.predictor_note}.",
         "- Ratios are a / b: below 1, a is faster. The paper's column is its FLOPs (or its ms where it measured).",
         f"- A network whose kernels' sum and end-to-end time disagree by more than {MAX_GAP:.0%} had its end-to-end "
@@ -87,6 +86,19 @@ def claims_markdown(data: ClaimsData, claims: list[Claim], charts: dict[str, str
     for c in claims:
         lines += _section(c, charts.get(c.id))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _engines_bullet(data: ClaimsData) -> str:
+    if data.rounds_run is None:
+        return ("- onnxruntime: the same ONNX file, input and thread count, timed alternately with the TVM artifact in "
+                "7 rounds of one run; a network's onnxruntime latency is its TVM latency over that run's median "
+                "per-round TVM / onnxruntime ratio (the box drifts by up to 2x between runs; within a round it does not).")
+    return (f"- End to end, both engines: {data.rounds_run} (`{ROUNDS_COMMAND}`). Each round times every network on "
+            "TVM and on onnxruntime (the same ONNX file, input and thread count) once, the order reversed every other "
+            "round, so ratios between networks are not ratios between states of the box (it drifts by up to 2x for "
+            "minutes). A latency is the median of its rounds; TVM / onnxruntime is the median per-round ratio. Kernel "
+            f"sums are brought into the run's state (x {data.rounds_state:.3f}, the median of the run's TVM times over "
+            "the profiles').")
 
 
 def _anchor(title: str) -> str:

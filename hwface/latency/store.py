@@ -27,6 +27,9 @@ readers take the user's copy once it exists (:meth:`LatencyStore.for_reading`).
 ``archived_measurements``
     Stale rows moved out of ``measurements`` by :meth:`LatencyStore.prune_stale`
     (nothing is deleted).
+``round_timings``
+    Networks timed in rounds in one run, every network once a round, per
+    engine (:mod:`hwface.measure.rounds`): the per-round medians and their median.
 ``networks``
     Whole networks measured end to end (zoo models and sampled arch specs) with
     their ``split``: ``heldout`` networks and their kernel rows never train.
@@ -136,7 +139,17 @@ CREATE TABLE IF NOT EXISTS engine_comparisons (
 )
 """
 
-SCHEMA_VERSION = 3
+# Schema 4: networks timed in rounds, every network once a round (hwface.measure.rounds), per engine.
+MIGRATION_4 = """
+CREATE TABLE IF NOT EXISTS round_timings (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL, network TEXT NOT NULL, engine TEXT NOT NULL, target TEXT NOT NULL,
+    device_key TEXT NOT NULL, fingerprint TEXT NOT NULL, regime TEXT NOT NULL, trials_per_kernel INTEGER,
+    tuning_db_hash TEXT, threads INTEGER NOT NULL, repeat INTEGER NOT NULL, min_repeat_ms REAL NOT NULL,
+    rounds_us TEXT NOT NULL, median_us REAL NOT NULL, measured_at TEXT NOT NULL
+)
+"""
+
+SCHEMA_VERSION = 4
 SPLITS = ("train", "heldout")
 
 
@@ -181,7 +194,8 @@ def _restore_sampler_marks(conn) -> None:
 # MIGRATIONS[v] takes a file from schema v to v + 1: SQL, then a Python backfill (or None).
 MIGRATIONS: dict[int, tuple[str, Any]] = {0: (MIGRATION_1, _backfill_fingerprints),
                                           1: (MIGRATION_2, _restore_sampler_marks),
-                                          2: (MIGRATION_3, None)}
+                                          2: (MIGRATION_3, None),
+                                          3: (MIGRATION_4, None)}
 
 
 def migrate(conn) -> int:
@@ -634,6 +648,30 @@ class LatencyStore:
         sql = "SELECT * FROM engine_comparisons" + (
             " WHERE " + " AND ".join(f"{c} = ?" for c, _ in conds) if conds else "") + " ORDER BY network"
         return pd.read_sql_query(sql, self._conn, params=[v for _, v in conds])
+
+    def add_round_timings(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Store one run's round timings (the columns of ``round_timings`` but ``id``; ``rounds_us`` a list)."""
+        rows = [{**r, "rounds_us": json.dumps(list(r["rounds_us"])),
+                 "id": hashlib.sha256(f"{r['run_id']}|{r['network']}|{r['engine']}".encode()).hexdigest()[:16]}
+                for r in rows]
+        if not rows:
+            return 0
+        cols = list(rows[0])
+        with self._write() as c:
+            c.executemany(f"INSERT OR REPLACE INTO round_timings ({', '.join(cols)}) "
+                          f"VALUES ({','.join('?' * len(cols))})", [[r[k] for k in cols] for r in rows])
+        return len(rows)
+
+    def round_timings_frame(self, fingerprint: str | None = None, regime: str | None = None):
+        """Stored round timings (``rounds_us`` parsed back to lists), as a pandas DataFrame."""
+        import pandas as pd
+
+        conds = [(c, v) for c, v in (("fingerprint", fingerprint), ("regime", regime)) if v is not None]
+        sql = "SELECT * FROM round_timings" + (
+            " WHERE " + " AND ".join(f"{c} = ?" for c, _ in conds) if conds else "") + " ORDER BY measured_at, network"
+        frame = pd.read_sql_query(sql, self._conn, params=[v for _, v in conds])
+        frame["rounds_us"] = frame["rounds_us"].map(json.loads)
+        return frame
 
     # -- reading ---------------------------------------------------------------
     def frame(self, regime: str | None = None, op: str | None = None, where: dict[str, Any] | None = None):

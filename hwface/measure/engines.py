@@ -2,9 +2,9 @@
 
 A claim that holds with TVM's kernels but flips with onnxruntime's is a finding,
 so the claims report puts both engines side by side. The box drifts by up to 2x
-for minutes, so the two engines are never timed minutes apart: each round times
-TVM, then onnxruntime, and the ratio is taken per round (its median over the
-rounds is the figure; drift between rounds cancels).
+for minutes, so the two engines are never timed minutes apart: they are timed in
+rounds (:mod:`hwface.measure.rounds`), and the ratio is taken per round (its
+median over the rounds is the figure; drift between rounds cancels).
 """
 
 from __future__ import annotations
@@ -73,29 +73,22 @@ def onnxruntime_session(onnx_path: str | Path, threads: int):
     return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
 
-def compare_engines(artifact_dir: str | Path, onnx_path: str | Path, rounds: int = ROUNDS, repeat: int = REPEAT,
-                    min_repeat_ms: float = MIN_REPEAT_MS) -> EngineComparison:
-    """Time a host artifact (TVM's VM) and onnxruntime on its ONNX file, alternating, on this machine.
+@dataclass
+class NetworkTimers:
+    """One host artifact ready to time on both engines: one call of a timer is a median of ``repeat`` samples (us)."""
 
-    Parameters
-    ----------
-    artifact_dir : path
-        A host artifact (``hwface compile``), loaded after its sha256 check.
-    onnx_path : path
-        The ONNX file it was compiled from.
-    rounds : int
-        Rounds of (TVM, onnxruntime); the ratio is their per-round median.
-    repeat : int
-        Samples per engine and round.
-    min_repeat_ms : float
-        Minimum duration of one sample, in ms.
+    tvm: Callable[[], float]
+    onnxruntime: Callable[[], float]
+    threads: int
+    max_abs_diff: float  # between the two engines' first outputs
 
-    Returns
-    -------
-    EngineComparison
-        With the largest absolute difference between the two engines' first outputs.
+
+def network_timers(artifact_dir: str | Path, onnx_path: str | Path, repeat: int = REPEAT,
+                   min_repeat_ms: float = MIN_REPEAT_MS) -> NetworkTimers:
+    """Load a host artifact (TVM's VM, after its sha256 check) and an onnxruntime session on its ONNX file.
+
+    Both take the artifact's input and this process's usable cores (threads).
     """
-    import onnxruntime as ort
     import tvm
     from tvm import relax
 
@@ -112,16 +105,44 @@ def compare_engines(artifact_dir: str | Path, onnx_path: str | Path, rounds: int
     sess = onnxruntime_session(onnx_path, threads)
     feed = {sess.get_inputs()[0].name: x}
     diff = float(np.max(np.abs(numpy_outputs(vm["main"](arg))[0] - np.asarray(sess.run(None, feed)[0]))))
-    tvm_s, ort_s, ratios = [], [], []
-    for _ in range(rounds):
-        t = time_vm_main(vm, dev, [arg], repeat=repeat, min_repeat_ms=max(1, round(min_repeat_ms)))
-        o = time_callable(lambda: sess.run(None, feed), repeat, min_repeat_ms)
-        tvm_s.append(t.median_us)
-        ort_s.append(1e6 * float(np.median(o)))
-        ratios.append(tvm_s[-1] / ort_s[-1])
+    return NetworkTimers(
+        tvm=lambda: time_vm_main(vm, dev, [arg], repeat=repeat, min_repeat_ms=max(1, round(min_repeat_ms))).median_us,
+        onnxruntime=lambda: 1e6 * float(np.median(time_callable(lambda: sess.run(None, feed), repeat, min_repeat_ms))),
+        threads=threads, max_abs_diff=diff)
+
+
+def compare_engines(artifact_dir: str | Path, onnx_path: str | Path, rounds: int = ROUNDS, repeat: int = REPEAT,
+                    min_repeat_ms: float = MIN_REPEAT_MS) -> EngineComparison:
+    """Time a host artifact (TVM's VM) and onnxruntime on its ONNX file, in alternating rounds, on this machine.
+
+    Parameters
+    ----------
+    artifact_dir : path
+        A host artifact (``hwface compile``), loaded after its sha256 check.
+    onnx_path : path
+        The ONNX file it was compiled from.
+    rounds : int
+        Rounds of both engines (:func:`hwface.measure.rounds.time_in_rounds`); the
+        ratio is the median of the per-round ratios.
+    repeat : int
+        Samples per engine and round.
+    min_repeat_ms : float
+        Minimum duration of one sample, in ms.
+
+    Returns
+    -------
+    EngineComparison
+        With the largest absolute difference between the two engines' first outputs.
+    """
+    import onnxruntime as ort
+
+    from hwface.measure.rounds import time_in_rounds
+
+    t = network_timers(artifact_dir, onnx_path, repeat, min_repeat_ms)
+    r = time_in_rounds({"tvm": t.tvm, "onnxruntime": t.onnxruntime}, rounds)
+    ratio, p10, p90 = r.ratio("tvm", "onnxruntime")
     return EngineComparison(
-        tvm=LatencyStats.from_seconds(np.asarray(tvm_s) / 1e6),
-        onnxruntime=LatencyStats.from_seconds(np.asarray(ort_s) / 1e6),
-        ratio=float(np.median(ratios)), ratio_p10=float(np.percentile(ratios, 10)),
-        ratio_p90=float(np.percentile(ratios, 90)), rounds=rounds, threads=threads,
-        onnxruntime_version=ort.__version__, max_abs_diff=diff)
+        tvm=LatencyStats.from_seconds(np.asarray(r.medians_us["tvm"]) / 1e6),
+        onnxruntime=LatencyStats.from_seconds(np.asarray(r.medians_us["onnxruntime"]) / 1e6),
+        ratio=ratio, ratio_p10=p10, ratio_p90=p90, rounds=rounds, threads=t.threads,
+        onnxruntime_version=ort.__version__, max_abs_diff=t.max_abs_diff)
