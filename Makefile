@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 # emulated AArch64 device, OpenSSH server for the SSH bootstrap tests.
 SYSDEPS := g++-aarch64-linux-gnu clang lld qemu-user-static debootstrap openssh-server binutils
 PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist): about half the suite waits on subprocesses, RPC servers and single-threaded
+# LLVM builds, so two at once finish sooner on 2 cores. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
 .PHONY: test test-fast test-zoo test-planner demo venv sysdeps clean
 
@@ -27,11 +31,11 @@ sysdeps:
 	fi
 
 test: venv sysdeps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The quick loop: every test not marked slow (tuning, the emulated device, sshd, the zoo sweeps).
 test-fast: venv sysdeps
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 DEMO_DIR := artifacts/demo
 

@@ -22,6 +22,7 @@ from tests.conftest import assert_one_line_error
 from tests.zoo_sweep import swept_models
 
 
+@pytest.mark.slow  # the zoo sweep
 @pytest.mark.parametrize("name", swept_models())
 def test_host_artifact_matches_pytorch(name, tmp_path):
     art = compile_artifact(tmp_path / name, target="host", model=name)

@@ -55,6 +55,7 @@ def test_densification_picks_the_worst_fitted_points():
     assert near and all(n.kind == "pwconv" and n != cfgs[3] for n in near)
 
 
+@pytest.mark.slow  # real sampling
 def test_sample_tiny_budget_stores_and_resumes(latency_db, quick_guard):
     kw = dict(target="host", kinds=("activation", "add", "pool"), batch=3, repeat=2, min_repeat_ms=1,
               adaptive_fraction=0.34, guard=quick_guard)
@@ -73,6 +74,7 @@ def test_sample_tiny_budget_stores_and_resumes(latency_db, quick_guard):
     assert r3.already_done == 3 and r3.measured_configs + r3.failed_configs == 2 and r3.adaptive_configs >= 1
 
 
+@pytest.mark.slow  # real sampling
 def test_tuned_regime_tunes_each_kernel_and_states_its_budget(latency_db, quick_guard):
     # two batches: the second is tuned on the device the first was timed on
     r = sample(target="host", kinds=("dwconv",), n=2, regime="tuned", trials_per_kernel=2, batch=1, repeat=2,

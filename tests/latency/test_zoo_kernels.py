@@ -15,6 +15,8 @@ from hwface.latency.kernels import KernelCall, OnnxNode
 from hwface.latency.key import layer_key
 from tests.zoo_sweep import swept_models
 
+pytestmark = pytest.mark.slow  # the zoo sweep through Relax
+
 # A kernel is one layer plus what FuseOps fused into it (bias, activation, residual add,
 # a following split): a handful of modules. The whole-network cones of issue 13 had 56 and 259.
 MAX_MODULES = 6

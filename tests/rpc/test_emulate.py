@@ -11,6 +11,8 @@ import pytest
 from hwface.rpc.emulate import EmulationError, debian_mirror
 from tests.conftest import assert_one_line_error
 
+pytestmark = pytest.mark.slow  # the emulated AArch64 device (qemu)
+
 
 def test_mirror_from_deb822_sources(tmp_path, monkeypatch):
     monkeypatch.delenv("HWFACE_DEBIAN_MIRROR", raising=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import assert_one_line_error
 
 
@@ -15,6 +17,7 @@ def test_run_host_artifact_over_embedded_rpc(rpc_host_artifact, cli):
     assert report["check"]["match"] and report["latency_ms"]["median"] > 0
 
 
+@pytest.mark.slow  # the emulated device
 def test_run_by_key_starts_the_emulated_device(emulated_root, rpc_arm64_artifact, cli):
     res = cli("run", rpc_arm64_artifact, "--key", "arm64-qemu", "--check", "--timeout", "300")
     assert res.code == 0, res.err

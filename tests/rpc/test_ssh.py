@@ -14,6 +14,8 @@ from hwface.rpc.ssh import SshError, bootstrap, list_records, parse_ssh
 from tests.conftest import assert_one_line_error
 from tests.rpc.conftest import wait_gone
 
+pytestmark = pytest.mark.slow  # a real sshd
+
 VENV_PYTHON = sys.executable
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 PROBE = """
@@ -26,6 +28,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # tunes with every intrinsic rule
 def test_cpu_intrinsics_are_registered_and_cuda_is_not_parsed():
     p = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]

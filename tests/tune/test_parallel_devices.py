@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from hwface.rpc.embedded import embedded_device
 from hwface.tune.tuner import tune
+
+pytestmark = pytest.mark.slow  # a tune over several RPC servers
 
 
 def test_tune_measures_on_every_device_under_the_key(tiny_b, tuning_logs, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import closing
 
+import pytest
 import tvm
 from tvm import te
 from tvm.s_tir import meta_schedule as ms
@@ -20,6 +21,7 @@ def _vector_add(n: int) -> tvm.IRModule:
     return tvm.IRModule({"main": te.create_prim_func([a, b, c])})
 
 
+@pytest.mark.slow  # real measurements over RPC
 def test_exclusive_runner_returns_finished_measurements(tmp_path):
     spec = load_target("host")
     mods = [_vector_add(n) for n in (1 << 12, 1 << 16)]

@@ -19,6 +19,8 @@ from hwface.tune import logs
 from tests.conftest import REPO
 from tests.tune.conftest import assert_every_record_replays
 
+pytestmark = pytest.mark.slow  # real tunes killed and resumed, the emulated device
+
 
 def _records(tuning_logs: Path) -> int:
     files = list(tuning_logs.glob("**/" + logs.RECORD_FILE))

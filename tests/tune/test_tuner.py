@@ -15,6 +15,7 @@ from hwface.tune.tuner import heaviest_kernels, tune
 from tests.tune.conftest import assert_every_record_replays
 
 
+@pytest.mark.slow  # a real tune
 def test_tune_records_and_reports(tiny_a, tuning_logs, cli):
     report = tune(onnx_path=tiny_a, target="host", trials=4, trials_per_kernel=2, show_progress=False)
     assert report.stopped is None and report.trials_run >= 2
@@ -29,6 +30,7 @@ def test_tune_records_and_reports(tiny_a, tuning_logs, cli):
     assert abs(sum(r["share_%"] for r in rows) - 100) < 1.0
 
 
+@pytest.mark.slow  # a real tune
 def test_reuse_across_models(tiny_a, tiny_b, tuning_logs):
     first = tune(onnx_path=tiny_a, target="host", trials=12, trials_per_kernel=2, show_progress=False)
     assert all(k.records >= 2 for k in first.kernels)
@@ -48,6 +50,7 @@ def test_reuse_across_models(tiny_a, tiny_b, tuning_logs):
     assert assert_every_record_replays(logs.logs_dir(load_target("host"))) == sum(k.records for k in third.kernels)
 
 
+@pytest.mark.slow  # a real tune
 def test_tuned_compile_applies_logs(tiny_a, tuning_logs, tmp_path, cli):
     tune(onnx_path=tiny_a, target="host", trials=8, trials_per_kernel=2, show_progress=False)
     res = cli("compile", "--onnx", tiny_a, "-o", tmp_path / "tuned", "--format", "json")
@@ -91,6 +94,7 @@ def test_heaviest_kernels_rank_by_latency_times_occurrences():
     assert heaviest_kernels([3, 1, 5], [10.0, 25.0, None], 2) == {0, 1}
 
 
+@pytest.mark.slow  # a real tune
 def test_top_kernels_tunes_only_the_heaviest(tiny_a, tuning_logs):
     report = tune(onnx_path=tiny_a, target="host", trials=4, trials_per_kernel=2, top_kernels=1, show_progress=False)
     tuned = [k for k in report.kernels if k.trials_this_run]
@@ -101,6 +105,7 @@ def test_top_kernels_tunes_only_the_heaviest(tiny_a, tuning_logs):
     assert report.trials_per_kernel == 2 and all(k.records >= 1 for k in left_out)  # their default schedule is kept
 
 
+@pytest.mark.slow  # a real tune
 def test_tune_cli_writes_progress_lines_to_a_log(tiny_a, tuning_logs, cli_proc):
     res = cli_proc("tune", "--onnx", tiny_a, "--trials", "2", "--trials-per-kernel", "2", "--top-kernels", "1",
                    env={"HWFACE_TUNING_LOGS": str(tuning_logs)})
@@ -111,6 +116,7 @@ def test_tune_cli_writes_progress_lines_to_a_log(tiny_a, tuning_logs, cli_proc):
     assert "left out (--top-kernels)" in res.out
 
 
+@pytest.mark.slow  # a real tune
 def test_tune_cli_json_keeps_progress_on_stderr(tiny_a, tuning_logs, cli_proc):
     res = cli_proc("tune", "--onnx", tiny_a, "--trials", "2", "--trials-per-kernel", "4", "--top-kernels", "1",
                    "--format", "json", env={"HWFACE_TUNING_LOGS": str(tuning_logs)})

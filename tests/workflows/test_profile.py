@@ -53,6 +53,7 @@ def test_profile_tiny_network_over_loopback_tracker(tiny_onnx, loopback, latency
     assert frame["device_machine"].notna().all() and (frame["tvm_version"] == "0.27.0.post1").all()
 
 
+@pytest.mark.slow  # a real tune, then a profile
 def test_profile_applies_tuning_records(tiny_onnx, loopback, latency_db, tmp_path, monkeypatch, quick_guard):
     from hwface.workflows.profile import profile_model
     from hwface.tune.logs import open_database

@@ -8,6 +8,8 @@ from hwface.latency.store import LatencyStore, db_path
 from hwface.targets import load_target
 from hwface.tune import logs
 
+pytestmark = pytest.mark.slow  # tuning at a budget, both engines
+
 BUDGET = 2
 
 
