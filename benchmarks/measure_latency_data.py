@@ -6,6 +6,7 @@
     python benchmarks/measure_latency_data.py heldout-default --n 100
     python benchmarks/measure_latency_data.py tuned-sample --n 1000    # K = TUNED_BUDGET trials a kernel
     python benchmarks/measure_latency_data.py zoo-tuned          # every zoo network tuned at K, then beside onnxruntime
+    python benchmarks/measure_latency_data.py variants           # the claims' zoo variants (one change each) at K
     python benchmarks/measure_latency_data.py zoo-rounds         # the tuned zoo on both engines, in rounds (one run)
     python benchmarks/measure_latency_data.py heldout-tuned --n 30
     python benchmarks/measure_latency_data.py trim-budget        # records beyond K + 1 a kernel (two tunes at once)
@@ -113,6 +114,15 @@ def zoo_tuned(args) -> None:
                 f"drift guard {guard.redone} batches redone, {guard.drifted} kept drifted")
 
 
+def variants(args) -> None:
+    """The claims' zoo variants (one thing changed, hwface.nas.variants), tuned at K and measured."""
+    from hwface.claims.catalog import VARIANT_NETWORKS
+    from hwface.workflows.variants import measure_variants
+
+    r = measure_variants(list(args.models or VARIANT_NETWORKS), args.target, progress=say)
+    say(f"variants: {r.measured} measured, {r.already_done} already done, failed: {r.failed or 'none'}")
+
+
 def zoo_rounds(args) -> None:
     """Every tuned zoo network (or --models) on both engines in rounds, one run; the claims' end-to-end figures."""
     from hwface.workflows.zoo_rounds import time_zoo_in_rounds
@@ -156,6 +166,7 @@ def main(argv=None) -> int:
     import hwface.claims.catalog, hwface.measure.drift, hwface.measure.engines  # noqa: E401,F401
     import hwface.workflows.heldout  # noqa: F401
     import hwface.workflows.tuned, hwface.workflows.zoo_data, hwface.workflows.zoo_rounds  # noqa: E401,F401
+    import hwface.workflows.variants  # noqa: F401
     for step in args.steps:
         say(f"step {step}")
         STEPS[step](args)
@@ -164,7 +175,8 @@ def main(argv=None) -> int:
 
 STEPS = {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
          "heldout-default": heldout_default, "tuned-sample": tuned_sample, "zoo-tuned": zoo_tuned,
-         "heldout-tuned": heldout_tuned, "trim-budget": trim_budget, "zoo-rounds": zoo_rounds}
+         "heldout-tuned": heldout_tuned, "trim-budget": trim_budget, "zoo-rounds": zoo_rounds,
+         "variants": variants}
 
 
 if __name__ == "__main__":

@@ -180,6 +180,8 @@ def activations_and_se(data: ClaimsData) -> Claim:
                  published={"MobileNetV3 Table 5, h-swish / ReLU (optimized)": 1.018}),
         net_pair(data, "frmbconv_se_pre", "frmbconv_7x7", "SE-Pre / SE-Post (frmbconv)", paper=1032 / 1022),
         net_pair(data, "mbconv_3x3", "frmbconv_3x3", "SE-Pre / SE-Post (3x3 blocks)", paper=1019 / 1009),
+        *(net_pair(data, a, b, label, published=published) for a, b, label, published in VARIANT_PAIRS
+          if a in data.networks and b in data.networks),
     ]
     return Claim(
         "activations_and_se", "Activation and SE overhead", "SeesawFaceNets Sec. 3; FR-MBConv Table 9; "
@@ -190,6 +192,19 @@ def activations_and_se(data: ClaimsData) -> Claim:
         Expectation.costs_little(0.10), comps,
         notes=["Published beside it: ShuffleNet V2 Table 8, SE adds 1% FLOPs and about 20% latency on ARM; "
                "MobileNetV3 Table 5, h-swish +1.8% optimized, +14% unoptimized over ReLU."]).judge()
+
+
+# Zoo networks with one thing changed (hwface.nas.variants): the cost of that one thing, nothing else.
+VARIANT_NETWORKS = ("seesaw_share@act=relu", "seesaw_share@se=off", "seesaw_share@act=hardswish",
+                    "seesaw_share@act=prelu")
+VARIANT_PAIRS = (
+    ("seesaw_share", "seesaw_share@act=relu", "swish / ReLU (seesaw_share, one change)", None),
+    ("seesaw_share", "seesaw_share@act=prelu", "swish / PReLU (seesaw_share, one change)", None),
+    ("seesaw_share@act=hardswish", "seesaw_share@act=relu", "h-swish / ReLU (seesaw_share, one change)",
+     {"MobileNetV3 Table 5 (optimized)": 1.018, "MobileNetV3 Table 5 (unoptimized)": 1.14}),
+    ("seesaw_share", "seesaw_share@se=off", "SE on / off (seesaw_share, one change)",
+     {"ShuffleNet V2 Table 8 (ARM)": 1.20}),
+)
 
 
 MOBILEFACENETS_TABLE2_MS = {

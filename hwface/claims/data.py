@@ -2,8 +2,9 @@
 
 For one target, fingerprint (device and pipeline) and budget ``K``:
 
-- per zoo network measured in the tuned regime at ``K`` (``benchmarks/
-  measure_latency_data.py zoo-tuned``): end-to-end latency and each kernel's,
+- per zoo network (and zoo variant, :mod:`hwface.nas.variants`) measured in the
+  tuned regime at ``K`` (``benchmarks/measure_latency_data.py zoo-tuned`` and
+  ``variants``): end-to-end latency and each kernel's,
   scaled to one reference state of the device (:mod:`hwface.latency.reference`),
   so networks measured an hour apart on a drifting box compare fairly;
 - onnxruntime beside TVM, timed alternately in one run (``engine_comparisons``). The
@@ -103,6 +104,20 @@ def zoo_figures() -> dict[str, NetworkFigures]:
     return out
 
 
+def variant_figures(names) -> dict[str, NetworkFigures]:
+    """MAdds and parameters of zoo variants (:mod:`hwface.nas.variants`), counted on their arch specs."""
+    from hwface.nas import spec_madds
+    from hwface.nas.build import build_untrained
+    from hwface.nas.variants import variant_spec
+
+    out = {}
+    for name in names:
+        arch = variant_spec(name)
+        params = sum(p.numel() for p in build_untrained(arch).parameters())
+        out[name] = NetworkFigures(name, spec_madds(arch), params, None)
+    return out
+
+
 def _kernels(row, rows) -> list[KernelFigure]:
     """A stored network's distinct kernels with their measured latency (its own rows', normalized)."""
     from hwface.latency.key import LayerKey
@@ -117,7 +132,7 @@ def load_measured(data: ClaimsData, db) -> None:
     from hwface.latency.reference import canonical_state, normalized_networks, normalized_rows
 
     nets = db.networks_frame(fingerprint=data.fingerprint, regime=data.regime)
-    nets = nets[(nets["origin"] == "zoo") & (nets["trials_per_kernel"] == data.budget)]
+    nets = nets[nets["origin"].isin(("zoo", "variant")) & (nets["trials_per_kernel"] == data.budget)]
     rows = db.frame(regime=data.regime, where={"fingerprint": data.fingerprint})
     rows = rows[rows["source"].isin(set(nets["name"])) & (rows["trials_per_kernel"] == data.budget)]
     state = canonical_state(rows)
@@ -190,7 +205,7 @@ def load_predicted(data: ClaimsData) -> None:
 
 
 def load_claims_data(target: str = "host", fingerprint: str | None = None, budget: int | None = None,
-                     regime: str = "tuned", predict: bool = True) -> ClaimsData:
+                     regime: str = "tuned", predict: bool = True, variants: tuple[str, ...] = ()) -> ClaimsData:
     """The claims' figures for ``target`` (see the module docstring).
 
     Parameters
@@ -204,6 +219,8 @@ def load_claims_data(target: str = "host", fingerprint: str | None = None, budge
         ``tuned`` (the claims' figures) or ``default``.
     predict : bool
         Also predict with the regime's predictor, if trained.
+    variants : tuple of str
+        Zoo variants (``<base>@<change>``) to carry beside the zoo networks.
     """
     from hwface.latency.fingerprint import Fingerprint
     from hwface.latency.lookup import resolve_fingerprint
@@ -212,7 +229,8 @@ def load_claims_data(target: str = "host", fingerprint: str | None = None, budge
 
     spec = load_target(target)
     digest = resolve_fingerprint(spec, fingerprint)
-    data = ClaimsData(spec.name, "unknown device", digest, regime, budget or TUNED_BUDGET, zoo_figures(), None)
+    figures = {**zoo_figures(), **variant_figures(variants)}
+    data = ClaimsData(spec.name, "unknown device", digest, regime, budget or TUNED_BUDGET, figures, None)
     if read_path(spec.name).exists():
         with LatencyStore.for_reading(spec.name) as db:
             fields = db.fingerprints().get(digest)

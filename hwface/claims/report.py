@@ -10,6 +10,7 @@ from hwface.claims.data import MAX_GAP, ClaimsData
 
 MEASURE_COMMAND = "python benchmarks/measure_latency_data.py zoo-tuned"
 ROUNDS_COMMAND = "python benchmarks/measure_latency_data.py zoo-rounds"
+VARIANTS_COMMAND = "python benchmarks/measure_latency_data.py variants"
 
 
 def _f(v: float | None, digits: int = 2) -> str:
@@ -77,7 +78,7 @@ def claims_markdown(data: ClaimsData, claims: list[Claim], charts: dict[str, str
     ]
     if missing:
         lines.append(f"- Not measured yet (their comparisons read \"-\"): {', '.join(missing)}; "
-                     f"`{MEASURE_COMMAND}` measures them.")
+                     f"`{MEASURE_COMMAND}` measures them (`{VARIANTS_COMMAND}` the `@` variants).")
     lines += ["", "## Summary", "", "| claim | TVM tuned | onnxruntime | predicted | rests on |",
               "|---|---|---|---|---|"]
     lines += [f"| [{c.title}](#{_anchor(c.title)}) | {c.verdict.text()} | {c.verdict_onnxruntime.text()} | "

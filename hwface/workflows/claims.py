@@ -67,13 +67,13 @@ def run_claims(target: str = "host", out: str | Path = "claims", fingerprint: st
     HwfaceError
         An unwritable ``out``; no tuned zoo network measured under the fingerprint.
     """
-    from hwface.claims.catalog import CLAIM_NETWORKS, check_claims
+    from hwface.claims.catalog import CLAIM_NETWORKS, VARIANT_NETWORKS, check_claims
     from hwface.claims.data import load_claims_data
     from hwface.claims.report import MEASURE_COMMAND, claims_json, claims_markdown, missing_networks
 
     start = time.perf_counter()
     folder = _writable(Path(out))
-    data = load_claims_data(target, fingerprint, budget)
+    data = load_claims_data(target, fingerprint, budget, variants=VARIANT_NETWORKS)
     if not any(n.tvm_us is not None for n in data.networks.values()):
         raise HwfaceError(f"no zoo network of {data.target} was measured tuned at K = {data.budget} under "
                           f"fingerprint {data.fingerprint} ({data.device}); missing: {', '.join(CLAIM_NETWORKS)}; "

@@ -42,8 +42,8 @@ def time_zoo_in_rounds(target: str = "host", models: list[str] | None = None, bu
     target : str
         A host target (onnxruntime runs in this process).
     models : list of str, optional
-        Default: every zoo network measured in the tuned regime at ``budget`` under
-        today's fingerprint.
+        Default: every zoo network (then every zoo variant, :mod:`hwface.nas.variants`)
+        measured in the tuned regime at ``budget`` under today's fingerprint.
     budget : int
         The tuned regime's trials a kernel (whose records each artifact applies).
     rounds, repeat, min_repeat_ms : optional
@@ -98,11 +98,13 @@ def _tuned_networks(target: str, fingerprint: str, budget: int) -> list[str]:
 
     with LatencyStore.for_reading(target) as db:
         nets = db.networks_frame(fingerprint=fingerprint, regime="tuned")
-    done = set(nets["name"][(nets["origin"] == "zoo") & (nets["trials_per_kernel"] == budget)])
+    at_budget = nets[nets["trials_per_kernel"] == budget]
+    done = set(at_budget["name"][at_budget["origin"] == "zoo"])
     if not done:
         raise HwfaceError(f"no zoo network is tuned at K = {budget} under today's fingerprint: "
                           "run `python benchmarks/measure_latency_data.py zoo-tuned` first")
-    return [m for m in list_models() if m in done]
+    variants = sorted(set(at_budget["name"][at_budget["origin"] == "variant"]))
+    return [m for m in list_models() if m in done] + variants
 
 
 def _timers(spec, model: str, budget: int, repeat: int, min_repeat_ms: float, out: Path):
@@ -112,5 +114,12 @@ def _timers(spec, model: str, budget: int, repeat: int, min_repeat_ms: float, ou
     from hwface.tune import logs
 
     database, db_hash = logs.open_database(spec, path=logs.budget_dir(spec, budget))
-    art = compile_artifact(out, spec.name, model=model, database=database, tuning_db_hash=db_hash)
+    source = {"model": model}
+    if "@" in model:  # a zoo variant (hwface.nas.variants): built from its arch spec
+        from hwface.nas import export_spec
+        from hwface.nas.variants import variant_spec
+
+        out.mkdir(parents=True, exist_ok=True)
+        source = {"onnx_path": export_spec(variant_spec(model), out.with_suffix(".onnx")).path}
+    art = compile_artifact(out, spec.name, database=database, tuning_db_hash=db_hash, **source)
     return network_timers(art.directory, art.onnx_path, repeat, min_repeat_ms), db_hash

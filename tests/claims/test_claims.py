@@ -33,7 +33,9 @@ def _fill_tuned_zoo(missing: tuple[str, ...] = ()) -> dict[str, float]:
     from hwface.latency.key import LayerKey
     from hwface.latency.store import LatencyStore, NetworkMeasurement, db_path, utc_now
     from hwface.models import list_models
+    from hwface.claims.catalog import VARIANT_NETWORKS
     from hwface.nas.plan import plan_kernels
+    from hwface.nas.variants import variant_spec
     from hwface.nas.zoo import zoo_spec
     from hwface.targets import load_target
     from tests.latency.synthetic import _conv_key, _m, _synthetic_us
@@ -42,10 +44,10 @@ def _fill_tuned_zoo(missing: tuple[str, ...] = ()) -> dict[str, float]:
     fp = current_fingerprint(spec)
     e2e = {}
     with LatencyStore(db_path("host")) as db:
-        for i, name in enumerate(list_models()):
+        for i, name in enumerate([*list_models(), *VARIANT_NETWORKS]):
             if name in missing:
                 continue
-            arch = zoo_spec(name)
+            arch = variant_spec(name) if "@" in name else zoo_spec(name)
             kernels = ([(LayerKey.from_str(k), n) for k, n in plan_kernels(arch, spec)] if arch is not None else
                        [(_conv_key("conv", 3, 32 + 8 * i, 112, 3, 2), 1), (_conv_key("pwconv", 32, 64, 56, 1, 1), 9)])
             rows = [_m(k, _synthetic_us(k), fp, split="heldout", source=name) for k, _ in kernels]
@@ -54,7 +56,7 @@ def _fill_tuned_zoo(missing: tuple[str, ...] = ()) -> dict[str, float]:
             total = sum(_synthetic_us(k) * n for k, n in kernels)
             e2e[name] = total * 1.1
             db.add_network(NetworkMeasurement(
-                name=name, origin="zoo", spec=None, target="host", device_key="host", regime="tuned",
+                name=name, origin="variant" if "@" in name else "zoo", spec=None, target="host", device_key="host", regime="tuned",
                 trials_per_kernel=BUDGET, tuning_db_hash="h" * 16, fingerprint=fp.digest(), split="heldout",
                 kernel_calls=sum(n for _, n in kernels), kernel_sum_us=total, median_us=e2e[name],
                 p10_us=e2e[name] * 0.98, p90_us=e2e[name] * 1.02, cv=0.01, samples=5, madds=None, params=None,
@@ -83,6 +85,8 @@ def test_the_report_on_a_fixture_database(latency_db, tmp_path):
     assert pair.measured == pytest.approx(e2e["mobilefacenet"] / e2e["mobilenetv2_face"])
     assert pair.onnxruntime == pytest.approx(pair.measured)  # the fixture's onnxruntime is 1.3x TVM everywhere
     assert pair.paper == pytest.approx(24 / 49) and pair.madds is not None and pair.predicted is None
+    one_change = [c for c in by_id["activations_and_se"].comparisons if "one change" in c.label]
+    assert len(one_change) == 4 and all(c.measured == pytest.approx(e2e[c.a] / e2e[c.b]) for c in one_change)
     dw = by_id["dw7_vs_3x3"]
     kernel_cases = [c for c in dw.comparisons if c.a.startswith("kernel:")]
     assert kernel_cases and all(c.measured is not None and c.paper == pytest.approx(27 / 49) for c in kernel_cases)
