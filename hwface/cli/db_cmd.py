@@ -1,4 +1,4 @@
-"""`hwface db stats|query|export`: the latency database."""
+"""`hwface db stats|prune|migrate|query|export`: the latency database."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--dry-run", action="store_true", help="show what would move, move nothing")
     add_format(q, ("table", "json"))
     q.set_defaults(func=run_prune)
+
+    q = dsub.add_parser("migrate", help="bring a database to this hwface's schema (the shipped one is read as it is)")
+    common(q)
+    add_format(q, ("table", "json"))
+    q.set_defaults(func=run_migrate)
 
     q = dsub.add_parser("query", help="measurements, filtered")
     common(q)
@@ -135,6 +140,19 @@ def run_prune(args: argparse.Namespace) -> int:
     print(f"{verb} {total} stale row(s) to the archive ("
           + (", ".join(f"{r}={n}" for r, n in sorted(moved.items())) or "none") + f"); today's fingerprint "
           f"{today} ({described}); archive holds {archived}")
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from hwface.latency.store import SCHEMA_VERSION
+
+    with _open(args, write=True) as db:
+        before, path = db.migrated_from, str(db.path)
+    if args.format == "json":
+        print(json.dumps({"path": path, "schema_before": before, "schema": SCHEMA_VERSION}, indent=2))
+        return 0
+    change = f"schema {before} -> {SCHEMA_VERSION}" if before != SCHEMA_VERSION else f"already schema {SCHEMA_VERSION}"
+    print(f"{path}: {change}")
     return 0
 
 

@@ -413,7 +413,7 @@ class LatencyStore:
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         if version != SCHEMA_VERSION:
             raise HwfaceError(f"{self.path}: latency database schema {version}, this hwface reads "
-                              f"{SCHEMA_VERSION}; open it for writing once to migrate it")
+                              f"{SCHEMA_VERSION}: migrate it with `hwface db migrate --db {self.path}`")
         return version
 
     @classmethod

@@ -220,3 +220,30 @@ def test_schema_1_sampler_marks_become_per_fingerprint_and_replaced_marks_come_b
         db.mark_configs([("c1", "host", "default", "host", "conv", {"cin": 8, "latency_us": 7.5}, "done", 1, None)],
                         "amd")
         assert db.sampled_configs("host", "default", "host", "intel") == [({"cin": 8}, 5.0)]  # not replaced
+
+
+def test_db_migrate_brings_an_old_file_to_this_schema_and_the_read_only_path_names_it(tmp_path, cli):
+    """`hwface db migrate` is the one command that upgrades a file a read-only open refuses."""
+    from hwface.latency.store import SCHEMA_V0, SCHEMA_VERSION
+
+    old = tmp_path / "v0.sqlite"
+    sqlite3.connect(old).executescript(SCHEMA_V0)
+    refused = pytest.raises(Exception, LatencyStore, old, read_only=True)
+    assert "hwface db migrate" in str(refused.value)
+    res = cli("db", "migrate", "--db", old, "--format", "json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["schema_before"] == 0
+    assert cli("db", "migrate", "--db", old).out.strip().endswith(f"already schema {SCHEMA_VERSION}")
+    with LatencyStore(old, read_only=True) as db:
+        assert db.migrated_from == SCHEMA_VERSION
+
+
+def test_the_shipped_databases_are_at_this_schema():
+    """An installed hwface reads its shipped databases read-only, so they ship migrated."""
+    from pathlib import Path
+
+    from hwface.latency.store import SCHEMA_VERSION
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "latency_db").glob("*.sqlite")):
+        version = sqlite3.connect(f"file:{path}?mode=ro", uri=True).execute("PRAGMA user_version").fetchone()[0]
+        assert version == SCHEMA_VERSION, f"{path.name}: run `hwface db migrate --db latency_db/{path.name}`"
