@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hwface.latency.sampler import (SampleConfig, SampleReport, _Built, build_batch, neighbours, prior_stream,
+from hwface.latency.sampler import (BuiltBatch, SampleConfig, SampleReport, build_batch, neighbours, prior_stream,
                                     worst_predicted)
 from hwface.tune.kernel import tune_kernels
 
@@ -95,7 +95,7 @@ class SamplerRun:
         self.say(f"tuning {len(funcs)} kernels, {self.cfg.trials_per_kernel} trials each")
         return tune_kernels(funcs, self.spec, self.ep, self.cfg.trials_per_kernel, seed=self.cfg.seed)
 
-    def build(self, configs: list[SampleConfig], work: Path, tag: str) -> _Built:
+    def build(self, configs: list[SampleConfig], work: Path, tag: str) -> BuiltBatch:
         return build_batch(configs, self.spec, work, tag, self.tune if self.cfg.regime == "tuned" else None)
 
     # -- measure --------------------------------------------------------------------
@@ -116,7 +116,7 @@ class SamplerRun:
                     f"device {local.s.name} is emulated: its latencies mean nothing and are never stored")
         return local.s, local.info
 
-    def time(self, built: _Built) -> tuple[_Built, dict, dict | None, str, Any]:
+    def time(self, built: BuiltBatch) -> tuple[BuiltBatch, dict, dict | None, str, Any]:
         """Time a built batch's kernels on a device, under the drift guard."""
         from hwface.measure.kernel_timing import time_kernels
         from hwface.rpc.remote import call_with_deadline
@@ -143,7 +143,7 @@ class SamplerRun:
         return built, timings, info, s.name, bracket
 
     # -- store ----------------------------------------------------------------------
-    def _measurement(self, cfg, ks, call, st, built: _Built, info, device: str, fp, reference):
+    def _measurement(self, cfg, ks, call, st, built: BuiltBatch, info, device: str, fp, reference):
         import tvm
 
         import hwface
@@ -162,7 +162,7 @@ class SamplerRun:
             min_repeat_ms=self.cfg.min_repeat_ms, source=f"sample:{cfg.config_id}", kernel_name=call.kernel,
             madds=kernel_madds(call), fingerprint=fp, reference=reference)
 
-    def _marks(self, built: _Built, per_cfg: dict[str, float]) -> list[tuple]:
+    def _marks(self, built: BuiltBatch, per_cfg: dict[str, float]) -> list[tuple]:
         """The ``sample_configs`` marks of a batch: done (with its latency) or failed (with why)."""
         spec, regime, key = self.spec.name, self.cfg.regime, self.ep.key
         marks = []
@@ -177,7 +177,7 @@ class SamplerRun:
                 self.measured.append((cfg, per_cfg.get(cid, 0.0)))
         return marks
 
-    def store_batch(self, built: _Built, timings: dict, info: dict | None, device: str, bracket) -> None:
+    def store_batch(self, built: BuiltBatch, timings: dict, info: dict | None, device: str, bracket) -> None:
         """Store a timed batch's kernel rows and mark its configurations."""
         from hwface.latency.fingerprint import measured_fingerprint
 

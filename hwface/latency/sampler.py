@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hwface.errors import HwfaceError
+from hwface.errors import HwfaceError, error_line
 from hwface.latency.sample_kinds import ACTS, CHANNELS, KIND_TABLE, SIZE_WEIGHTS, SIZES, GraphBuilder  # noqa: F401
 from hwface.latency.sample_kinds import choice as _choice
 from hwface.tune.kernel import DEFAULT_TRIALS
@@ -214,7 +214,9 @@ def worst_predicted(done: list[tuple[SampleConfig, float]], top: int) -> list[Sa
 # -- running -------------------------------------------------------------------------
 
 @dataclass
-class _Built:
+class BuiltBatch:
+    """A batch of configurations compiled into one kernel library (``so_path``; None when none built)."""
+
     configs: list[SampleConfig]
     so_path: Path | None
     kernels: list[tuple[SampleConfig, Any, Any]]  # (config, KernelSpec, KernelCall)
@@ -222,13 +224,8 @@ class _Built:
     schedules: dict[str, str] = field(default_factory=dict)  # kernel function -> schedule hash (tuned regime)
 
 
-def _error_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[-1][:300] if text else ''}"
-
-
 def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str,
-                tune: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> _Built:
+                tune: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> BuiltBatch:
     """Import, fuse and compile a batch of configurations into one kernel library.
 
     With ``tune`` (the tuned regime), the batch's kernels are tuned first:
@@ -258,7 +255,7 @@ def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str,
                 funcs[fname] = pf[c.kernel]
                 kernels.append((cfg, KernelSpec(fname, tuple(c.arg_shapes), tuple(c.arg_dtypes)), c))
         except Exception as exc:  # a configuration TVM cannot build is recorded, not fatal
-            failed[cfg.config_id] = _error_line(exc)
+            failed[cfg.config_id] = f"{type(exc).__name__}: {error_line(exc)}"
     schedules: dict[str, str] = {}
     if tune is not None and funcs:
         tuned = tune(funcs)
@@ -269,7 +266,7 @@ def build_batch(configs: list[SampleConfig], spec, work: Path, tag: str,
         funcs = {ks.name: tuned[ks.name].func for _, ks, _ in kernels}
         schedules = {name: tuned[name].schedule_hash for name in funcs}
     so = build_kernel_library(funcs, spec, work / f"{tag}.so") if funcs else None
-    return _Built(configs, so, kernels, failed, schedules)
+    return BuiltBatch(configs, so, kernels, failed, schedules)
 
 
 def sample(

@@ -89,11 +89,12 @@ def time_kernels(session, so_path: str | Path, kernels: Sequence[KernelSpec], re
     import tvm
 
     from hwface.errors import error_line
+    from hwface.measure.remote_run import load_module
     from hwface.rpc.devices import DeviceLost
 
     sess = session.sess
     so_path = Path(so_path)
-    lib = _load(session, so_path, {} if loaded is None else loaded, "cannot load kernel library")
+    lib = load_module(session, so_path, {} if loaded is None else loaded)
     dev = sess.cpu()
     rng = np.random.default_rng(seed)
     out: dict[str, LatencyStats] = {}
@@ -112,40 +113,14 @@ def time_kernels(session, so_path: str | Path, kernels: Sequence[KernelSpec], re
     return out
 
 
-def _load(session, so_path: Path, loaded: dict[str, Any], what: str):
-    """``so_path`` loaded in ``session``: from ``loaded`` when it is there, else uploaded, loaded and kept there."""
-    from hwface.errors import error_line
-    from hwface.rpc.devices import DeviceLost
-
-    if so_path.name not in loaded:
-        try:
-            session.sess.upload(str(so_path), so_path.name)
-            loaded[so_path.name] = session.sess.load_module(so_path.name)
-        except Exception as exc:
-            raise DeviceLost(f"device {session.name}: {what} {so_path.name}: {error_line(exc)}") from None
-    return loaded[so_path.name]
-
-
 def time_artifact(session, so_path: str | Path, x: np.ndarray, repeat: int,
                   min_repeat_ms: float | None = None, loaded: dict[str, Any] | None = None) -> LatencyStats:
     """Upload a linked artifact ``.so``, run ``main`` once and time it (microseconds); ``loaded`` as for :func:`time_kernels`."""
-    import tvm
-    from tvm import relax
-
-    from hwface.errors import error_line
-    from hwface.measure.timing import MIN_REPEAT_MS, time_vm_main
-    from hwface.rpc.devices import DeviceLost
+    from hwface.measure.remote_run import load_module, run_main
 
     so_path = Path(so_path)
-    module = _load(session, so_path, {} if loaded is None else loaded, "cannot load artifact")
-    try:
-        dev = session.sess.cpu()
-        vm = relax.VirtualMachine(module, dev)
-        arg = tvm.runtime.tensor(x, dev)
-        vm["main"](arg)
-        return time_vm_main(vm, dev, [arg], repeat=repeat, min_repeat_ms=int(min_repeat_ms or MIN_REPEAT_MS))
-    except Exception as exc:
-        raise DeviceLost(f"device {session.name} failed running {so_path.name}: {error_line(exc)}") from None
+    module = load_module(session, so_path, {} if loaded is None else loaded)
+    return run_main(session, module, x, so_path.name, outputs=False, repeat=repeat, min_repeat_ms=min_repeat_ms)[1]
 
 
 def _random(rng, shape, dtype) -> np.ndarray:

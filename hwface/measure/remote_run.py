@@ -115,41 +115,81 @@ def run_remote(artifact_dir: str | Path, tracker: str, key: str | None = None,
 
 
 def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bool, kind: str = "llvm"):
-    import tvm
-    from tvm import relax
+    module = load_module(session, so_path, arch=arch)
+    return run_main(session, module, x, so_path.name, kind=kind, timed=timed)
 
-    from hwface.compile.artifact import numpy_outputs
-    from hwface.measure.timing import time_vm_main
 
-    sess = session.sess
-    dev = device_of(session, kind)
-    remote_name = so_path.name
+def load_module(session: Session, so_path: Path, loaded: dict[str, Any] | None = None, arch: str | None = None):
+    """``so_path`` uploaded to the device of ``session`` and loaded there.
+
+    Parameters
+    ----------
+    loaded : dict, optional
+        Modules already loaded in this session, by file name: reused, and the new one added.
+    arch : str, optional
+        What the file was built for: a load failure that is not a lost session then
+        raises :class:`WrongArchitecture` naming it.
+    """
+    if loaded is not None and so_path.name in loaded:
+        return loaded[so_path.name]
     try:
-        sess.upload(str(so_path), remote_name)
+        session.sess.upload(str(so_path), so_path.name)
     except Exception as exc:
         raise DeviceLost(f"device {session.name}: upload of {so_path.name} failed: {error_line(exc)}") from None
     try:
-        lib = sess.load_module(remote_name)
+        module = session.sess.load_module(so_path.name)
     except Exception as exc:
         msg = error_line(exc)
         if _lost(msg):
             raise DeviceLost(f"device {session.name} dropped the session while loading {so_path.name}: {msg}") from None
-        raise WrongArchitecture(
-            f"device {session.name} could not load {so_path.name} (built for {arch}): {msg}") from None
+        if arch is not None:
+            raise WrongArchitecture(
+                f"device {session.name} could not load {so_path.name} (built for {arch}): {msg}") from None
+        raise DeviceLost(f"device {session.name} could not load {so_path.name}: {msg}") from None
+    if loaded is not None:
+        loaded[so_path.name] = module
+    return module
+
+
+def run_main(session: Session, module, x: np.ndarray, name: str, kind: str = "llvm", outputs: bool = True,
+             timed: bool = True, repeat: int | None = None, min_repeat_ms: float | None = None):
+    """Run a loaded artifact's ``main`` on ``x`` once, then (``timed``) time it.
+
+    Parameters
+    ----------
+    name : str
+        The artifact's file name, for messages.
+    repeat, min_repeat_ms : optional
+        Timing samples and each one's least duration (ms); default :mod:`hwface.measure.timing`'s.
+
+    Returns
+    -------
+    (tuple of numpy.ndarray or None, hwface.measure.timing.LatencyStats or None)
+        The outputs (None unless ``outputs``) and the latency in microseconds (None unless ``timed``).
+    """
+    import tvm
+    from tvm import relax
+
+    from hwface.compile.artifact import numpy_outputs
+    from hwface.measure.timing import MIN_REPEAT_MS, REPEAT, time_vm_main
+
+    dev = device_of(session, kind)
     try:
-        vm = relax.VirtualMachine(lib, dev)
+        vm = relax.VirtualMachine(module, dev)
         arg = tvm.runtime.tensor(x, dev)
         # set_input / invoke_stateful / get_outputs: a tuple of outputs cannot cross RPC as one value
         vm.set_input("main", arg)
         vm.invoke_stateful("main")
-        out = numpy_outputs(vm.get_outputs("main"))
-        latency = time_vm_main(vm, dev, [arg]) if timed else None
+        out = numpy_outputs(vm.get_outputs("main")) if outputs else None
+        latency = None
+        if timed:
+            latency = time_vm_main(vm, dev, [arg], repeat=repeat or REPEAT, min_repeat_ms=int(min_repeat_ms or MIN_REPEAT_MS))
     except Exception as exc:
         msg = error_line(exc)
         if _lost(msg):
-            raise DeviceLost(f"device {session.name} dropped the session while running {so_path.name} "
+            raise DeviceLost(f"device {session.name} dropped the session while running {name} "
                              f"(server stopped or unreachable): {msg}") from None
-        raise DeviceLost(f"device {session.name} failed while running {so_path.name}: {msg}") from None
+        raise DeviceLost(f"device {session.name} failed while running {name}: {msg}") from None
     return out, latency
 
 

@@ -196,12 +196,12 @@ def create_model(
         torch.manual_seed(seed)
         model = info.builder(input_size=size, **kwargs)
         if calibrate:
-            _calibrate_batchnorm(model, size)
+            calibrate_batchnorm(model, size)
     model.eval()
     return model
 
 
-def _calibrate_batchnorm(model: "nn.Module", size: tuple[int, int], batch: int = 4) -> None:
+def calibrate_batchnorm(model: "nn.Module", size: tuple[int, int], batch: int = 4) -> None:
     import torch
     from torch import nn
 

@@ -142,11 +142,11 @@ def build(spec: ArchSpec, seed: int = 0, calibrate: bool = True) -> "nn.Module":
     """
     import torch
 
-    from hwface.models.registry import _calibrate_batchnorm  # see the report: wants a public name
+    from hwface.models.registry import calibrate_batchnorm
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_untrained(spec)
         if calibrate:
-            _calibrate_batchnorm(model, spec.input_size)
+            calibrate_batchnorm(model, spec.input_size)
     return model.eval()

@@ -23,10 +23,20 @@ def _stop_group(signum, frame):
         signal.signal(s, signal.SIG_IGN)
     os.killpg(0, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline and CHILD.poll() is None:
+    while time.monotonic() < deadline and not _child_exited():
         time.sleep(0.05)
     time.sleep(0.2)  # let the child's own children see the SIGTERM too
     os.killpg(0, signal.SIGKILL)  # the guard included
+
+
+def _child_exited() -> bool:
+    # Not CHILD.poll(): this runs in a signal handler that interrupted CHILD.wait(), which holds the lock
+    # poll() needs, so poll() would answer None until the grace period ran out.
+    try:
+        pid, _ = os.waitpid(CHILD.pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return pid != 0
 
 
 def main() -> int:

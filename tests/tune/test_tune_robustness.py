@@ -35,11 +35,11 @@ def _tune_proc(args: list, tuning_logs: Path) -> subprocess.Popen:
 
 
 def test_resume_after_sigkill(tiny_a, tuning_logs):
-    proc = _tune_proc(["--onnx", tiny_a, "--trials", "30", "--trials-per-kernel", "10"], tuning_logs)
+    proc = _tune_proc(["--onnx", tiny_a, "--trials", "12", "--trials-per-kernel", "4"], tuning_logs)
     deadline = time.monotonic() + 600
     try:
-        # the default schedules (one record a kernel), then at least one finished batch of 10
-        while _records(tuning_logs) < 13 and proc.poll() is None and time.monotonic() < deadline:
+        # the default schedules (one record a kernel), then at least one finished batch of 4
+        while _records(tuning_logs) < 7 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
         assert proc.poll() is None, "tune finished before it could be killed"
     finally:
@@ -47,20 +47,20 @@ def test_resume_after_sigkill(tiny_a, tuning_logs):
         proc.wait(30)
     spec = load_target("host")
     before = logs.status(spec)  # repairs a torn last line, if the kill left one
-    assert before.records >= 13
+    assert before.records >= 7
     database, _ = logs.open_database(spec)
     assert database is not None and len(database.get_all_tuning_records()) == before.records
 
     env = {**os.environ, "HWFACE_TUNING_LOGS": str(tuning_logs)}
-    done = subprocess.run([sys.executable, "-m", "hwface.cli.main", "tune", "--onnx", str(tiny_a), "--trials", "30",
-                           "--trials-per-kernel", "10", "--format", "json"], cwd=REPO, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "hwface.cli.main", "tune", "--onnx", str(tiny_a), "--trials", "12",
+                           "--trials-per-kernel", "4", "--format", "json"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     finished_before = [k for k in report["kernels"] if k["reused"]]
     # kernels finished before the kill are not tuned again; the others get their trials
-    assert finished_before and all(k["trials_this_run"] == 0 and k["records"] >= 10 for k in finished_before)
-    assert report["stopped"] is None and report["trials_run"] < 30
+    assert finished_before and all(k["trials_this_run"] == 0 and k["records"] >= 4 for k in finished_before)
+    assert report["stopped"] is None and report["trials_run"] < 12
     assert all(k["trials_this_run"] > 0 for k in report["kernels"] if not k["reused"])
 
 
