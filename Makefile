@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 SYSDEPS := g++-aarch64-linux-gnu clang lld qemu-user-static debootstrap openssh-server binutils
 PYTEST_ARGS ?=
 # Two pytest workers (pytest-xdist): about half the suite waits on subprocesses, RPC servers and single-threaded
-# LLVM builds, so two at once finish sooner on 2 cores. PYTEST_WORKERS=0 runs in one process.
+# LLVM builds, so two at once finish sooner on 2 cores; worksteal keeps the minute-long tunes at the end from
+# running on one worker while the other idles. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal)
 
 .PHONY: test test-fast test-zoo test-planner demo venv sysdeps clean
 
