@@ -115,8 +115,9 @@ def run_remote(artifact_dir: str | Path, tracker: str, key: str | None = None,
 
 
 def _run_on(session: Session, so_path: Path, x: np.ndarray, arch: str, timed: bool, kind: str = "llvm"):
+    dev = device_of(session, kind)  # before loading: an OpenCL module fails to load where OpenCL is missing
     module = load_module(session, so_path, arch=arch)
-    return run_main(session, module, x, so_path.name, kind=kind, timed=timed)
+    return run_main(session, module, x, so_path.name, dev=dev, timed=timed)
 
 
 def load_module(session: Session, so_path: Path, loaded: dict[str, Any] | None = None, arch: str | None = None):
@@ -151,7 +152,7 @@ def load_module(session: Session, so_path: Path, loaded: dict[str, Any] | None =
     return module
 
 
-def run_main(session: Session, module, x: np.ndarray, name: str, kind: str = "llvm", outputs: bool = True,
+def run_main(session: Session, module, x: np.ndarray, name: str, dev=None, outputs: bool = True,
              timed: bool = True, repeat: int | None = None, min_repeat_ms: float | None = None):
     """Run a loaded artifact's ``main`` on ``x`` once, then (``timed``) time it.
 
@@ -159,6 +160,8 @@ def run_main(session: Session, module, x: np.ndarray, name: str, kind: str = "ll
     ----------
     name : str
         The artifact's file name, for messages.
+    dev : tvm.runtime.Device, optional
+        Where ``main`` runs (:func:`hwface.rpc.remote.device_of`); default the session's CPU.
     repeat, min_repeat_ms : optional
         Timing samples and each one's least duration (ms); default :mod:`hwface.measure.timing`'s.
 
@@ -173,7 +176,7 @@ def run_main(session: Session, module, x: np.ndarray, name: str, kind: str = "ll
     from hwface.compile.artifact import numpy_outputs
     from hwface.measure.timing import MIN_REPEAT_MS, REPEAT, time_vm_main
 
-    dev = device_of(session, kind)
+    dev = session.sess.cpu() if dev is None else dev
     try:
         vm = relax.VirtualMachine(module, dev)
         arg = tvm.runtime.tensor(x, dev)

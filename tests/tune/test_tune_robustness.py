@@ -68,7 +68,7 @@ def test_device_killed_mid_tune(tiny_a, tuning_logs, tmp_path):
     tracker = start_tracker(log_dir=tmp_path)
     server = start_server(tracker.address, "doomed", log_dir=tmp_path)
     try:
-        proc = _tune_proc(["--onnx", tiny_a, "--trials", "200", "--trials-per-kernel", "64", "--tracker",
+        proc = _tune_proc(["--onnx", tiny_a, "--trials", "48", "--trials-per-kernel", "16", "--tracker",
                            tracker.address, "--key", "doomed"], tuning_logs)
         deadline = time.monotonic() + 600
         while _records(tuning_logs) < 4 and proc.poll() is None and time.monotonic() < deadline:
