@@ -186,7 +186,8 @@ def run_main(session: Session, module, x: np.ndarray, name: str, dev=None, outpu
         out = numpy_outputs(vm.get_outputs("main")) if outputs else None
         latency = None
         if timed:
-            latency = time_vm_main(vm, dev, [arg], repeat=repeat or REPEAT, min_repeat_ms=int(min_repeat_ms or MIN_REPEAT_MS))
+            latency = time_vm_main(vm, dev, [arg], repeat=repeat or REPEAT,
+                                   min_repeat_ms=int(min_repeat_ms or MIN_REPEAT_MS))
     except Exception as exc:
         msg = error_line(exc)
         if _lost(msg):
