@@ -13,6 +13,15 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, each of the two workers runs PyTorch on one thread: two workers with two
+    OpenMP threads each on 2 cores spin against each other (a forward pass of dw_seesaw_v1 took 13 s)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @dataclass
 class CliResult:
     code: int

@@ -24,4 +24,6 @@ def test_claims_md_is_current(report, tmp_path):
     fingerprint = re.search(r"--fingerprint ([0-9a-f]+)", shipped).group(1)
     run_claims("host", tmp_path, fingerprint=fingerprint)
     assert (tmp_path / "claims.md").read_text() == shipped, (
-        f"run `hwface claims --target host --fingerprint {fingerprint} --out {report.parent}`")
+        f"run `HWFACE_LATENCY_DB=latency_db hwface claims --target host --fingerprint {fingerprint} "
+        f"--out {report.parent.relative_to(MODELS_MD.parent.parent)}` (the variable: the checkout's data, "
+        "not a user copy that a write seeded earlier)")
