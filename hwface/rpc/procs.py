@@ -129,16 +129,17 @@ GROUP_GUARD = Path(__file__).with_name("group_guard.py")
 NO_TORCH = Path(__file__).with_name("no_torch")
 
 
-def tvm_only_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``env`` (default this process's) for a local process that imports TVM and never torch.
+def runtime_only_env() -> dict[str, str]:
+    """This process's environment for a local tracker or RPC server: TVM's runtime only, and no torch.
 
-    TVM's FFI imports torch first whenever it is installed (a workaround for a symbol
-    clash on Windows), which is 2 of the 3.5 s a TVM import takes on this machine; a
-    tracker, an RPC server and the worker process each server starts never use it.
-    The folder put first on ``PYTHONPATH`` holds a ``torch`` that raises ImportError,
-    which TVM takes as torch being absent.
+    Runtime-only (``TVM_USE_RUNTIME_LIB=1``) loads the runtime library instead of the
+    250 MB compiler. And TVM's FFI imports torch first whenever it is installed (a
+    workaround for a symbol clash on Windows), which is 2 of the 3.5 s a TVM import
+    takes on this machine; a tracker, an RPC server and the worker process each server
+    starts never use it. The folder put first on ``PYTHONPATH`` holds a ``torch`` that
+    raises ImportError, which TVM takes as torch being absent.
     """
-    env = dict(os.environ if env is None else env)
+    env = dict(os.environ, TVM_USE_RUNTIME_LIB="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(NO_TORCH), env.get("PYTHONPATH", "")) if p)
     return env
 

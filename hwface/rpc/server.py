@@ -67,9 +67,9 @@ class ServerProcess:
 def local_runtime_env() -> tuple[dict[str, str], list[str]]:
     """Environment and ``--load-library`` for a runtime-only server from this venv's TVM.
 
-    Runtime-only (``TVM_USE_RUNTIME_LIB=1``) and without torch (:func:`hwface.rpc.procs.tvm_only_env`),
-    it starts faster than a full TVM and behaves like a device; ``libtvm_runtime_extra.so`` holds the functions that
-    MetaSchedule's runner calls (without it the runner fails).
+    Runtime-only and without torch (:func:`hwface.rpc.procs.runtime_only_env`), it starts
+    faster than a full TVM and behaves like a device; ``libtvm_runtime_extra.so`` holds the
+    functions that MetaSchedule's runner calls (without it the runner fails).
     """
     import importlib.util
 
@@ -77,7 +77,7 @@ def local_runtime_env() -> tuple[dict[str, str], list[str]]:
     if spec is None or not spec.submodule_search_locations:
         raise HwfaceError("TVM is not installed in this Python (pip install apache-tvm)")
     extra = Path(list(spec.submodule_search_locations)[0]) / "lib" / "libtvm_runtime_extra.so"
-    env = procs.tvm_only_env(dict(os.environ, TVM_USE_RUNTIME_LIB="1"))
+    env = procs.runtime_only_env()
     return env, [str(extra)] if extra.exists() else []
 
 

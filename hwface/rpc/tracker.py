@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -94,8 +93,7 @@ def start_tracker(host: str = procs.LOOPBACK, port: int | None = None, log_dir: 
     log_dir.mkdir(parents=True, exist_ok=True)
     cmd = [python, "-m", "tvm.exec.rpc_tracker", "--host", host, "--port", str(chosen),
            "--port-end", str(chosen + 1)]
-    # runtime-only and without torch: the tracker needs tvm.rpc and tornado, not the 250 MB compiler library
-    proc = procs.spawn(cmd, log_path=log_dir / f"tracker-{chosen}.log",
-                       env=procs.tvm_only_env(dict(os.environ, TVM_USE_RUNTIME_LIB="1")))
+    # the tracker needs tvm.rpc and tornado, not the compiler library or torch
+    proc = procs.spawn(cmd, log_path=log_dir / f"tracker-{chosen}.log", env=procs.runtime_only_env())
     tracker = TrackerProcess(host=host, port=chosen, proc=proc)
     return tracker.wait_ready(ready_timeout_s) if wait else tracker

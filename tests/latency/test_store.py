@@ -9,6 +9,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
+from hwface.errors import HwfaceError
 from hwface.latency.key import LayerKey
 from hwface.latency.store import EmulatedMeasurement, LatencyStore, Measurement, db_path
 from tests.conftest import assert_one_line_error
@@ -228,7 +229,7 @@ def test_db_migrate_brings_an_old_file_to_this_schema_and_the_read_only_path_nam
 
     old = tmp_path / "v0.sqlite"
     sqlite3.connect(old).executescript(SCHEMA_V0)
-    refused = pytest.raises(Exception, LatencyStore, old, read_only=True)
+    refused = pytest.raises(HwfaceError, LatencyStore, old, read_only=True)
     assert "hwface db migrate" in str(refused.value)
     res = cli("db", "migrate", "--db", old, "--format", "json")
     assert res.code == 0, res.err
