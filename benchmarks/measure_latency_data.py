@@ -9,6 +9,7 @@
     python benchmarks/measure_latency_data.py variants           # the claims' zoo variants (one change each) at K
     python benchmarks/measure_latency_data.py zoo-rounds         # the tuned zoo on both engines, in rounds (one run)
     python benchmarks/measure_latency_data.py heldout-tuned --n 30
+    python benchmarks/measure_latency_data.py train-tuned --n 10       # random specs tuned at K, split = train
     python benchmarks/measure_latency_data.py trim-budget        # records beyond K + 1 a kernel (two tunes at once)
     python benchmarks/measure_latency_data.py default-sample zoo-default heldout-default --n 3000 --n-heldout 100
 
@@ -147,6 +148,14 @@ def heldout_tuned(args) -> None:
     say(f"done: {r.__dict__}")
 
 
+def train_tuned(args) -> None:
+    """Random arch specs tuned at K as the tuned regime's training networks (kernel rows and the overhead fit)."""
+    from hwface.workflows.heldout import measure_random_networks
+
+    r = measure_random_networks(args.target, "tuned", n=args.n_train or args.n, split="train", progress=say)
+    say(f"done: {r.__dict__}")
+
+
 def heldout_default(args) -> None:
     from hwface.workflows.heldout import measure_heldout
 
@@ -160,6 +169,7 @@ def main(argv=None) -> int:
     p.add_argument("--target", default="host")
     p.add_argument("--n", type=int, default=0, help="configurations to sample (default-sample) or held-out networks")
     p.add_argument("--n-heldout", type=int, default=0, help="held-out networks when several steps run (else --n)")
+    p.add_argument("--n-train", type=int, default=0, help="training networks (train-tuned) when several steps run")
     p.add_argument("--models", nargs="+", help="zoo-tuned: these zoo networks only (default: all, fewest MAdds first)")
     args = p.parse_args(argv)
     import hwface.latency.fingerprint, hwface.latency.sampler, hwface.latency.store  # noqa: E401,F401
@@ -176,7 +186,7 @@ def main(argv=None) -> int:
 STEPS = {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
          "heldout-default": heldout_default, "tuned-sample": tuned_sample, "zoo-tuned": zoo_tuned,
          "heldout-tuned": heldout_tuned, "trim-budget": trim_budget, "zoo-rounds": zoo_rounds,
-         "variants": variants}
+         "variants": variants, "train-tuned": train_tuned}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`hwface predictor train|eval|heldout` (the XGBoost latency model) and `hwface predict` (a network's latency)."""
+"""`hwface predictor train|eval|heldout|networks` (the XGBoost latency model) and `hwface predict` (a network's latency)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = psub.add_parser("heldout", help="measure random arch specs end to end as held-out networks (resumable)")
     common(q, fingerprint=False)
     q.add_argument("--n", type=int, default=100, help="held-out networks wanted in total (default 100)")
+    q.set_defaults(func=run_heldout, split="heldout")
+
+    q = psub.add_parser("networks", help="measure random arch specs end to end, held out or for training (resumable)")
+    common(q, fingerprint=False)
+    q.add_argument("--split", choices=("heldout", "train"), required=True,
+                   help="heldout: never trained on; train: their kernels train, their end-to-end runs fit the "
+                        "per-call overhead (the tuned regime's zoo is held out, so it needs these)")
+    q.add_argument("--n", type=int, default=100, help="networks of the split wanted in total (default 100)")
     q.set_defaults(func=run_heldout)
 
     p = sub.add_parser("predict", help="a network's latency on a target: per kernel measured or predicted, and total")
@@ -99,12 +107,14 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_heldout(args: argparse.Namespace) -> int:
-    from hwface.workflows.heldout import measure_heldout
+    from hwface.workflows.heldout import measure_random_networks
 
     if args.n < 1:
         raise HwfaceError("--n must be at least 1")
-    r = measure_heldout(args.target, args.regime, n=args.n, progress=lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"{r.measured} held-out network(s) measured, {r.already_done} already done, {len(r.failed)} failed; "
+    r = measure_random_networks(args.target, args.regime, n=args.n, split=args.split,
+                                progress=lambda m: print(m, file=sys.stderr, flush=True))
+    what = "held-out" if args.split == "heldout" else "training"
+    print(f"{r.measured} {what} network(s) measured, {r.already_done} already done, {len(r.failed)} failed; "
           f"drift guard: {r.redone_batches} re-measured, {r.drifted_batches} kept drifted")
     for f in r.failed[:5]:
         print(f"  failed: {f}")
