@@ -1,4 +1,4 @@
-"""`hwface predictor train|eval|heldout|networks` (the XGBoost latency model) and `hwface predict` (a network's latency)."""
+"""`hwface predictor train|eval|heldout|networks` (the XGBoost latency model) and `hwface predict`."""
 
 from __future__ import annotations
 

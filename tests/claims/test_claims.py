@@ -110,3 +110,18 @@ def test_claims_bad_input_is_one_line(latency_db, tmp_path, cli):
     assert_one_line_error(res, "no zoo network of host was measured tuned", "zoo-tuned")
     (tmp_path / "file").write_text("")
     assert_one_line_error(cli("claims", "--out", str(tmp_path / "file" / "sub")), "cannot write the report")
+
+
+@pytest.mark.parametrize("kernel_sum, overhead, additive", [
+    (9_000.0, None, True),  # the kernels alone within 25%
+    (7_000.0, None, False),  # 30% short with no overhead to account for: disturbed
+    (7_000.0, 2_500.0, True),  # a tuned network's per-call overhead makes up the gap
+    (9_000.0, 4_000.0, False),  # 30% over once the overhead is added: disturbed the other way
+])
+def test_a_network_is_additive_when_its_kernels_and_overhead_make_its_end_to_end_time(kernel_sum, overhead, additive):
+    from hwface.claims.data import NetworkFigures
+
+    n = NetworkFigures("net", madds=1, params=1, paper_madds=None, tvm_us=10_000.0, kernel_sum_us=kernel_sum,
+                       overhead_us=overhead)
+    assert n.additive is additive
+    assert NetworkFigures("unmeasured", 1, 1, None).additive is None
