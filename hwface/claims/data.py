@@ -59,17 +59,17 @@ class NetworkFigures:
     predicted_high_us: float | None = None
     tuning_db_hash: str | None = None
     kernels: list[KernelFigure] = field(default_factory=list)
-    overhead_us: float | None = None  # the predictor's per-call overhead for its kernel calls (None: no predictor)
+    overhead_us: float | None = None  # the predictor's overhead for its calls and kernel sum (None: no predictor)
 
     @property
     def additive(self) -> bool | None:
-        """Its kernels' sum plus the per-call overhead within :data:`MAX_GAP` of its end-to-end time.
+        """Its kernels' sum plus the predictor's overhead within :data:`MAX_GAP` of its end-to-end time.
 
         None when not measured. Where they disagree more, the end-to-end run was
         disturbed (the drift guard kept it after its attempts) and a ratio resting
         on it says nothing. The overhead (VM dispatch, colder caches than in a
-        kernel's own timing loop) is the tuned predictor's, fitted on its training
-        networks: a tuned network's kernels sum to 0.7-0.8 of its end-to-end time
+        kernel's own timing loop: :class:`hwface.latency.predictor.Overhead`) is the
+        tuned predictor's, fitted on its training networks: a tuned network's kernels sum to 0.7-0.8 of its end-to-end time
         on the session-13 rocketlake box with nothing disturbed.
         """
         if self.tvm_us is None or not self.kernel_sum_us:
@@ -91,7 +91,7 @@ class ClaimsData:
     predictor_note: str = ""
     rounds_run: str | None = None  # the rounds run end-to-end figures come from (id, time, networks), or None
     rounds_state: float | None = None  # that run's TVM times over the profiles' (the kernel sums' scale into it)
-    overhead_per_call_us: float | None = None  # the predictor's per-call overhead, if there is a predictor
+    overhead: Any = None  # the predictor's Overhead fit, if there is a predictor
 
     def measured(self, name: str) -> float | None:
         n = self.networks.get(name)
@@ -201,11 +201,12 @@ def load_predicted(data: ClaimsData) -> None:
     pred = lm.lookup.predictor
     data.predictor = (f"{data.target}.{data.regime}.{data.fingerprint} ({pred.rows} training rows, "
                       f"K = {pred.trials_per_kernel})")
-    data.overhead_per_call_us = pred.overhead.b_us
+    data.overhead = pred.overhead
+    state = data.rounds_state or 1.0  # kernel sums are in the rounds run's state, the overhead fit in the reference's
     for n in data.networks.values():
         if n.tvm_us is None:
             continue
-        n.overhead_us = pred.overhead.of(sum(k.calls for k in n.kernels)) * (data.rounds_state or 1.0)
+        n.overhead_us = pred.overhead.of(sum(k.calls for k in n.kernels), (n.kernel_sum_us or 0.0) / state) * state
         est = lm.network(n.name)
         n.predicted_us, n.predicted_low_us, n.predicted_high_us = est.total_us, est.low_us, est.high_us
         answers = lm.layers([k.key for k in n.kernels])

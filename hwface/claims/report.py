@@ -88,9 +88,10 @@ def claims_markdown(data: ClaimsData, claims: list[Claim], charts: dict[str, str
 
 
 def _additivity_bullet(data: ClaimsData) -> str:
-    overhead = ("the kernels' sum" if data.overhead_per_call_us is None else
-                f"the kernels' sum plus the predictor's per-call overhead ({data.overhead_per_call_us:.1f} us a kernel "
-                "call, fitted on its training networks)")
+    o = data.overhead
+    overhead = ("the kernels' sum" if o is None else
+                f"the kernels' sum plus the predictor's overhead ({o.r:.1%} of the sum and {o.b_us:.1f} us a kernel "
+                f"call, fitted on its {o.networks} training networks)")
     return (f"- A network whose end-to-end time and {overhead} disagree by more than {MAX_GAP:.0%} had its end-to-end "
             "run disturbed (the drift guard kept it after its attempts): its cases read \"(disturbed)\" and stay out "
             "of the verdicts (`sum/e2e` in the zoo table is the kernels' sum alone).")

@@ -1,6 +1,6 @@
 """A network's latency from its kernels: measured where the database has the key, predicted elsewhere, plus overhead.
 
-``network = sum over kernel calls (measured or predicted latency) + overhead(calls)``
+``network = sum over kernel calls (measured or predicted latency) + overhead(calls, sum)``
 (:class:`~hwface.latency.predictor.Overhead`). The p10-p90 interval takes the
 kernels' errors as independent: each kernel call contributes its latency times
 the log-width of its own band (predicted: the quantile model's p10/p90;
@@ -91,7 +91,7 @@ def estimate_network(kernels: Iterable[tuple[str, int]], lookup) -> NetworkEstim
     calls = int(n.sum())
     spent = ans.latency_us * n
     ksum = float(spent.sum())
-    over = overhead.of(calls)
+    over = overhead.of(calls, ksum)
     total = ksum + over
     down = up = 0.0
     if items:

@@ -8,9 +8,11 @@ one row per layer key (the median of its measurements), on log latency:
   (``mode="per_kind"``, kinds with few rows fall back to the global one); both are
   fitted on a held-back fifth of the keys and the better is kept;
 - an *interval* model (XGBoost quantile regression, p10 and p90 of the same target);
-- the network's *overhead* beyond its kernels (VM dispatch, allocations, cold
-  caches): ``end_to_end - sum(kernels) = a + b * kernel_calls``, least squares on
-  the training networks, with the p10/p90 of its relative residual.
+- the network's *overhead* beyond its kernels: ``end_to_end - sum(kernels) =
+  b * kernel_calls + r * sum(kernels)`` (VM dispatch and allocations a call;
+  colder caches than in a kernel's own timing loop, in proportion to its work),
+  non-negative least squares on the training networks' relative error, with the
+  p10/p90 of its relative residual.
 
 Saved in XGBoost's own UBJSON format, one file per model, in a folder
 ``latency_db/<target>.<regime>.predictor/`` with ``sidecar.json``: the feature
@@ -52,34 +54,44 @@ class PredictorError(HwfaceError):
 
 @dataclass(frozen=True)
 class Overhead:
-    """Per-network overhead beyond the kernels: ``a_us + b_us * kernel_calls``, and its relative residual band."""
+    """A network's time beyond its kernels: ``a_us + b_us * kernel_calls + r * kernel_sum_us``, and its band.
+
+    ``rel_p10``/``rel_p90`` are the relative residuals of the fit on the training networks.
+    """
 
     a_us: float
     b_us: float
     rel_p10: float = 0.0
     rel_p90: float = 0.0
     networks: int = 0
+    r: float = 0.0  # share of the kernels' own (hot-loop) time added by running them in sequence
 
-    def of(self, kernel_calls: int) -> float:
-        return self.a_us + self.b_us * kernel_calls
+    def of(self, kernel_calls: int, kernel_sum_us: float = 0.0) -> float:
+        """Overhead in microseconds of a network of ``kernel_calls`` calls summing to ``kernel_sum_us``."""
+        return self.a_us + self.b_us * kernel_calls + self.r * kernel_sum_us
 
 
 def fit_overhead(kernel_sums_us, end_to_end_us, kernel_calls) -> Overhead:
-    """``end_to_end - sum(kernels) = b * calls`` over training networks, least squares on relative error.
+    """``end_to_end - sum(kernels) = b * calls + r * sum(kernels)`` over training networks (b, r >= 0).
 
-    Residuals are weighted by ``1 / end_to_end``, since the networks range over
-    two orders of magnitude; an unweighted fit with an intercept followed the
-    timing noise of the largest zoo networks (it gave a = -60 ms, absurd for a
-    70 ms network). The intercept stays 0 (``a_us``): the per-call cost is what
-    the VM adds (see ``benchmarks/vm_call_overhead.py``). No network: zero.
+    Least squares on the relative error (residuals weighted by ``1 / end_to_end``,
+    since the networks range over two orders of magnitude; an unweighted fit with
+    an intercept followed the timing noise of the largest zoo networks: a = -60
+    ms for a 70 ms network). No intercept (``a_us`` = 0). ``b`` is what the VM
+    adds a call (see ``benchmarks/vm_call_overhead.py``); ``r`` is the kernels
+    running slower in sequence than each in its own hot loop, which dominates
+    once they are tuned (rocketlake, session 13: untuned zoo networks r = 0.004,
+    tuned networks about 0.25). No network: zero.
     """
+    from scipy.optimize import nnls
+
     s, e, n = (np.asarray(x, dtype=float) for x in (kernel_sums_us, end_to_end_us, kernel_calls))
     if s.size == 0:
         return Overhead(0.0, 0.0)
-    a = 0.0
-    b = float(np.sum(n * (e - s) / e ** 2) / np.sum(n ** 2 / e ** 2)) if np.any(n) else 0.0
-    rel = e / (s + a + b * n) - 1.0
-    return Overhead(a, b, float(np.percentile(rel, 10)), float(np.percentile(rel, 90)), int(s.size))
+    (b, r), _ = nnls(np.column_stack([n / e, s / e]), (e - s) / e)
+    rel = e / (s * (1.0 + r) + b * n) - 1.0
+    return Overhead(0.0, float(b), float(np.percentile(rel, 10)), float(np.percentile(rel, 90)), int(s.size),
+                    float(r))
 
 
 def training_table(frame) -> tuple[list[LayerKey], np.ndarray]:

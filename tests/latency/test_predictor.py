@@ -10,7 +10,7 @@ import pytest
 from hwface.latency.features import FEATURES, features
 from hwface.latency.fingerprint import current_fingerprint
 from hwface.latency.metrics import accuracy, coverage
-from hwface.latency.predictor import Predictor, PredictorError, fit_overhead, predictor_dir
+from hwface.latency.predictor import Overhead, Predictor, PredictorError, fit_overhead, predictor_dir
 from hwface.latency.store import LatencyStore, db_path
 from hwface.targets import load_target
 from tests.conftest import assert_one_line_error
@@ -45,6 +45,16 @@ def test_metrics_against_a_case_computed_by_hand():
 def test_overhead_is_a_cost_per_kernel_call():
     o = fit_overhead([100, 200, 300], [100 + 10, 200 + 20, 300 + 40], [10, 20, 40])
     assert o.a_us == 0 and o.b_us == pytest.approx(1.0) and o.networks == 3 and o.of(7) == pytest.approx(7.0)
+    assert o.r == pytest.approx(0.0, abs=1e-9)
+
+
+def test_overhead_has_a_share_of_the_kernel_sum_and_a_cost_per_call():
+    sums, calls = np.array([4_000.0, 9_000.0, 15_000.0, 6_000.0]), np.array([138, 51, 170, 84])
+    o = fit_overhead(sums, sums * 1.25 + 2.0 * calls, calls)  # tuned networks: colder caches, then the VM's calls
+    assert o.r == pytest.approx(0.25) and o.b_us == pytest.approx(2.0) and o.of(10, 1_000.0) == pytest.approx(270.0)
+    assert o.rel_p10 == pytest.approx(0.0, abs=1e-9) and o.rel_p90 == pytest.approx(0.0, abs=1e-9)
+    legacy = {"a_us": 0.0, "b_us": 30.0, "rel_p10": -0.02, "rel_p90": 0.03, "networks": 28}  # a sidecar before r
+    assert Overhead(**legacy).r == 0.0 and Overhead(**legacy).of(10, 1e6) == pytest.approx(300.0)
 
 
 def test_train_predict_save_load_and_the_heldout_split(fixture_db, cli):
