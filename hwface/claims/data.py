@@ -60,6 +60,7 @@ class NetworkFigures:
     tuning_db_hash: str | None = None
     kernels: list[KernelFigure] = field(default_factory=list)
     overhead_us: float | None = None  # the predictor's overhead for its calls and kernel sum (None: no predictor)
+    state: float = 1.0  # the state its end-to-end and kernel sum are in, over the reference state (a rounds run's)
 
     @property
     def additive(self) -> bool | None:
@@ -69,8 +70,10 @@ class NetworkFigures:
         disturbed (the drift guard kept it after its attempts) and a ratio resting
         on it says nothing. The overhead (VM dispatch, colder caches than in a
         kernel's own timing loop: :class:`hwface.latency.predictor.Overhead`) is the
-        tuned predictor's, fitted on its training networks: a tuned network's kernels sum to 0.7-0.8 of its end-to-end time
-        on the session-13 rocketlake box with nothing disturbed.
+        tuned predictor's, fitted on its training networks: a tuned network's
+        kernels sum to 0.7-0.8 of its end-to-end time on the session-13 rocketlake
+        box with nothing disturbed. Without a predictor (or one fitted on no
+        network), the kernels' sum alone.
         """
         if self.tvm_us is None or not self.kernel_sum_us:
             return None
@@ -179,6 +182,7 @@ def load_rounds(data: ClaimsData, db) -> None:
         tvm, ort = timed[(n.name, "tvm")], timed.get((n.name, "onnxruntime"))
         n.tvm_us = float(np.median(tvm))
         n.kernel_sum_us = n.kernel_sum_us * data.rounds_state if n.kernel_sum_us else n.kernel_sum_us
+        n.state = data.rounds_state
         if ort is not None:
             n.ort_us, n.engine_ratio = float(np.median(ort)), float(np.median(tvm / ort))
     rounds = len(next(iter(timed.values())))
@@ -201,12 +205,13 @@ def load_predicted(data: ClaimsData) -> None:
     pred = lm.lookup.predictor
     data.predictor = (f"{data.target}.{data.regime}.{data.fingerprint} ({pred.rows} training rows, "
                       f"K = {pred.trials_per_kernel})")
-    data.overhead = pred.overhead
-    state = data.rounds_state or 1.0  # kernel sums are in the rounds run's state, the overhead fit in the reference's
+    data.overhead = pred.overhead if pred.overhead.networks else None  # no training network: nothing fitted
     for n in data.networks.values():
         if n.tvm_us is None:
             continue
-        n.overhead_us = pred.overhead.of(sum(k.calls for k in n.kernels), (n.kernel_sum_us or 0.0) / state) * state
+        if data.overhead is not None:  # in the network's state (a rounds run's), as its kernel sum
+            calls, reference_sum = sum(k.calls for k in n.kernels), (n.kernel_sum_us or 0.0) / n.state
+            n.overhead_us = data.overhead.of(calls, reference_sum) * n.state
         est = lm.network(n.name)
         n.predicted_us, n.predicted_low_us, n.predicted_high_us = est.total_us, est.low_us, est.high_us
         answers = lm.layers([k.key for k in n.kernels])

@@ -8,7 +8,7 @@ pass for the measured keys and one XGBoost call for the rest; a predicted key is
 remembered (the model is deterministic), so a search that revisits kernels pays
 the model once per distinct key. Readers may share one instance across threads.
 
-The network-level combination (kernels + per-call overhead, and the interval)
+The network-level combination (kernels + overhead, and the interval)
 is :func:`hwface.latency.estimate.estimate_network`; this module only answers kernels.
 """
 

@@ -1,4 +1,4 @@
-"""The XGBoost kernel-latency predictor of one target and regime, and the per-call overhead of a network.
+"""The XGBoost kernel-latency predictor of one target and regime, and the overhead of a network.
 
 Trained on current rows only (:meth:`hwface.latency.store.LatencyStore.current_frame`),
 one row per layer key (the median of its measurements), on log latency:
@@ -66,7 +66,7 @@ class Overhead:
     networks: int = 0
     r: float = 0.0  # share of the kernels' own (hot-loop) time added by running them in sequence
 
-    def of(self, kernel_calls: int, kernel_sum_us: float = 0.0) -> float:
+    def of(self, kernel_calls: int, kernel_sum_us: float) -> float:
         """Overhead in microseconds of a network of ``kernel_calls`` calls summing to ``kernel_sum_us``."""
         return self.a_us + self.b_us * kernel_calls + self.r * kernel_sum_us
 

@@ -10,7 +10,7 @@ import pytest
 from hwface.latency.features import FEATURES, features
 from hwface.latency.fingerprint import current_fingerprint
 from hwface.latency.metrics import accuracy, coverage
-from hwface.latency.predictor import Overhead, Predictor, PredictorError, fit_overhead, predictor_dir
+from hwface.latency.predictor import Predictor, PredictorError, fit_overhead, predictor_dir
 from hwface.latency.store import LatencyStore, db_path
 from hwface.targets import load_target
 from tests.conftest import assert_one_line_error
@@ -44,7 +44,7 @@ def test_metrics_against_a_case_computed_by_hand():
 
 def test_overhead_is_a_cost_per_kernel_call():
     o = fit_overhead([100, 200, 300], [100 + 10, 200 + 20, 300 + 40], [10, 20, 40])
-    assert o.a_us == 0 and o.b_us == pytest.approx(1.0) and o.networks == 3 and o.of(7) == pytest.approx(7.0)
+    assert o.a_us == 0 and o.b_us == pytest.approx(1.0) and o.networks == 3 and o.of(7, 0.0) == pytest.approx(7.0)
     assert o.r == pytest.approx(0.0, abs=1e-9)
 
 
@@ -53,8 +53,6 @@ def test_overhead_has_a_share_of_the_kernel_sum_and_a_cost_per_call():
     o = fit_overhead(sums, sums * 1.25 + 2.0 * calls, calls)  # tuned networks: colder caches, then the VM's calls
     assert o.r == pytest.approx(0.25) and o.b_us == pytest.approx(2.0) and o.of(10, 1_000.0) == pytest.approx(270.0)
     assert o.rel_p10 == pytest.approx(0.0, abs=1e-9) and o.rel_p90 == pytest.approx(0.0, abs=1e-9)
-    legacy = {"a_us": 0.0, "b_us": 30.0, "rel_p10": -0.02, "rel_p90": 0.03, "networks": 28}  # a sidecar before r
-    assert Overhead(**legacy).r == 0.0 and Overhead(**legacy).of(10, 1e6) == pytest.approx(300.0)
 
 
 def test_train_predict_save_load_and_the_heldout_split(fixture_db, cli):
@@ -91,6 +89,10 @@ def test_mismatched_or_corrupt_predictors_are_refused_in_one_line(fixture_db, cl
     side = json.loads((folder / "sidecar.json").read_text())
     (folder / "sidecar.json").write_text(json.dumps({**side, "features": side["features"][:-1]}))
     assert_one_line_error(cli("predictor", "eval"), "other features", "hwface predictor train")
+    legacy = {k: v for k, v in side["overhead"].items() if k != "r"}  # written before the overhead had r
+    (folder / "sidecar.json").write_text(json.dumps({**side, "overhead": legacy}))
+    old = Predictor.load(folder)
+    assert old.overhead.r == 0.0 and old.overhead.of(10, 1e6) == pytest.approx(legacy["b_us"] * 10)
     (folder / "sidecar.json").write_text(json.dumps(side))
     (folder / "interval.ubj").write_bytes(b"not a model")
     assert_one_line_error(cli("predictor", "eval"), "corrupt predictor")

@@ -7,18 +7,22 @@ import pytest
 from hwface.errors import HwfaceError
 
 
-def test_the_splits_draw_disjoint_seeds_and_store_their_split(tmp_path):
+@pytest.mark.parametrize("split, first", [("heldout", "nas-100000"), ("train", "nas-200000")])
+def test_each_split_measures_its_own_seeds_and_stores_its_split(split, first, monkeypatch):
     import onnx
 
-    from hwface.workflows.heldout import SPLIT_SEEDS, _spec_args, heldout_name
+    from hwface.workflows import heldout
 
-    heldout, train = SPLIT_SEEDS["heldout"], SPLIT_SEEDS["train"]
-    assert train - heldout >= 100_000  # room for 100,000 held-out networks before a name could repeat
-    args = _spec_args(train, "train", tmp_path)
-    assert args["split"] == "train" and args["origin"] == "nas"
-    assert args["arch_spec"] != _spec_args(heldout, "heldout", tmp_path)["arch_spec"]
+    jobs = []
+    monkeypatch.setattr(heldout, "measure_networks", lambda spec, regime, js, progress: jobs.extend(js))
+    heldout.measure_random_networks("host", "default", n=2, split=split)
+    assert [j.name for j in jobs] == [first, first[:-1] + "1"]
+    args = jobs[0].prepare()  # exports the network: the spec of that seed, marked with the split
+    assert args["split"] == split and args["origin"] == "nas"
     onnx.checker.check_model(onnx.load(args["onnx_path"]))
-    assert heldout_name(train) == f"nas-{train}"
+    from hwface.nas import DEFAULT_SPACE, sample_arch
+
+    assert args["arch_spec"] == sample_arch(DEFAULT_SPACE, seed=int(first[4:])).to_dict()
 
 
 @pytest.mark.parametrize("regime, split, match", [("zoo", "train", "default or tuned"),
