@@ -192,6 +192,7 @@ def load_rounds(data: ClaimsData, db) -> None:
 
 def load_predicted(data: ClaimsData) -> None:
     """Predict every measured network and kernel with the regime's predictor, if one is trained."""
+    from hwface.latency.estimate import estimate_network
     from hwface.nas.lookup import LatencyModel
 
     try:
@@ -212,11 +213,11 @@ def load_predicted(data: ClaimsData) -> None:
         if data.overhead is not None:  # in the network's state (a rounds run's), as its kernel sum
             calls, reference_sum = sum(k.calls for k in n.kernels), (n.kernel_sum_us or 0.0) / n.state
             n.overhead_us = data.overhead.of(calls, reference_sum) * n.state
-        est = lm.network(n.name)
+        # the kernels it ran (as `hwface predictor eval` answers a held-out network): a zoo variant has no zoo name
+        est = estimate_network([(k.key.to_str(), k.calls) for k in n.kernels], lm.lookup)
         n.predicted_us, n.predicted_low_us, n.predicted_high_us = est.total_us, est.low_us, est.high_us
-        answers = lm.layers([k.key for k in n.kernels])
         n.kernels = [KernelFigure(k.key, k.calls, k.measured_us, float(v))
-                     for k, v in zip(n.kernels, answers.latency_us)]
+                     for k, v in zip(n.kernels, est.answers.latency_us)]
 
 
 def load_claims_data(target: str = "host", fingerprint: str | None = None, budget: int | None = None,
