@@ -24,7 +24,7 @@ fingerprint and refuses a mismatch in one line that says how to retrain.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +89,9 @@ def fit_overhead(kernel_sums_us, end_to_end_us, kernel_calls) -> Overhead:
     if s.size == 0:
         return Overhead(0.0, 0.0)
     (b, r), _ = nnls(np.column_stack([n / e, s / e]), (e - s) / e)
-    rel = e / (s * (1.0 + r) + b * n) - 1.0
-    return Overhead(0.0, float(b), float(np.percentile(rel, 10)), float(np.percentile(rel, 90)), int(s.size),
-                    float(r))
+    fit = Overhead(0.0, float(b), networks=int(s.size), r=float(r))
+    rel = e / (s + fit.of(n, s)) - 1.0
+    return replace(fit, rel_p10=float(np.percentile(rel, 10)), rel_p90=float(np.percentile(rel, 90)))
 
 
 def training_table(frame) -> tuple[list[LayerKey], np.ndarray]:

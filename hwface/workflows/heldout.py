@@ -26,7 +26,6 @@ from hwface.workflows.networks import NetworkJob, NetworkRunReport, measure_netw
 from hwface.workflows.tuned import TUNED_BUDGET, tune_at_budget
 
 SPLIT_SEEDS = {"heldout": 100_000, "train": 200_000}
-HELDOUT_SEED = SPLIT_SEEDS["heldout"]
 
 
 def heldout_name(seed: int) -> str:
