@@ -8,6 +8,7 @@
     python benchmarks/measure_latency_data.py zoo-tuned          # every zoo network tuned at K, then beside onnxruntime
     python benchmarks/measure_latency_data.py variants           # the claims' zoo variants (one change each) at K
     python benchmarks/measure_latency_data.py zoo-rounds         # the tuned zoo on both engines, in rounds (one run)
+    python benchmarks/measure_latency_data.py redo --models M    # archive tuned zoo networks / variants, measure again
     python benchmarks/measure_latency_data.py heldout-tuned --n 30
     python benchmarks/measure_latency_data.py train-tuned --n 10       # random specs tuned at K, split = train
     python benchmarks/measure_latency_data.py trim-budget        # records beyond K + 1 a kernel (two tunes at once)
@@ -124,6 +125,30 @@ def variants(args) -> None:
     say(f"variants: {r.measured} measured, {r.already_done} already done, failed: {r.failed or 'none'}")
 
 
+def redo(args) -> None:
+    """Archive the tuned rows of --models (zoo networks or variants) under today's fingerprint, then measure them again.
+
+    For a network whose measurement was disturbed (hwface db prune --network); its
+    tuning records stay, so it is only profiled again.
+    """
+    from hwface.latency.fingerprint import current_fingerprint
+    from hwface.latency.store import LatencyStore
+    from hwface.targets import load_target
+
+    if not args.models:
+        raise SystemExit("redo needs --models NAME ...")
+    spec = load_target(args.target)
+    today = current_fingerprint(spec).digest()
+    with LatencyStore.for_writing(spec.name) as db:
+        for m in args.models:
+            say(f"{m}: archived {db.archive_network(m, 'tuned', today)}")
+    zoo = [m for m in args.models if "@" not in m]
+    if zoo:
+        zoo_tuned(argparse.Namespace(**{**vars(args), "models": zoo}))
+    if len(zoo) < len(args.models):
+        variants(argparse.Namespace(**{**vars(args), "models": [m for m in args.models if "@" in m]}))
+
+
 def zoo_rounds(args) -> None:
     """Every tuned zoo network (or --models) on both engines in rounds, one run; the claims' end-to-end figures."""
     from hwface.workflows.zoo_rounds import time_zoo_in_rounds
@@ -170,7 +195,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=0, help="configurations to sample (default-sample) or held-out networks")
     p.add_argument("--n-heldout", type=int, default=0, help="held-out networks when several steps run (else --n)")
     p.add_argument("--n-train", type=int, default=0, help="training networks (train-tuned) when several steps run")
-    p.add_argument("--models", nargs="+", help="zoo-tuned: these zoo networks only (default: all, fewest MAdds first)")
+    p.add_argument("--models", nargs="+", help="zoo-tuned, variants, zoo-rounds: these networks only (default: all; zoo-tuned: the claims' "
+                        "first, then the fewest MAdds first); redo: the networks to measure again")
     args = p.parse_args(argv)
     import hwface.latency.fingerprint, hwface.latency.sampler, hwface.latency.store  # noqa: E401,F401
     import hwface.claims.catalog, hwface.measure.drift, hwface.measure.engines  # noqa: E401,F401
@@ -186,7 +212,7 @@ def main(argv=None) -> int:
 STEPS = {"prune": prune, "default-sample": default_sample, "zoo-default": zoo_default,
          "heldout-default": heldout_default, "tuned-sample": tuned_sample, "zoo-tuned": zoo_tuned,
          "heldout-tuned": heldout_tuned, "trim-budget": trim_budget, "zoo-rounds": zoo_rounds,
-         "variants": variants, "train-tuned": train_tuned}
+         "variants": variants, "train-tuned": train_tuned, "redo": redo}
 
 
 if __name__ == "__main__":

@@ -28,9 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_format(q, ("table", "json"))
     q.set_defaults(func=run_stats)
 
-    q = dsub.add_parser("prune", help="move stale rows (another pipeline fingerprint) into the archive table")
+    q = dsub.add_parser("prune", help="move stale rows, or one network's rows, into the archive tables")
     common(q)
-    q.add_argument("--stale", action="store_true", required=True, help="archive the rows whose fingerprint is not today's")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stale", action="store_true", help="archive the rows whose fingerprint is not today's")
+    which.add_argument("--network", metavar="NAME",
+                       help="archive this network's rows of today's fingerprint (its end-to-end rows and its "
+                            "profile's kernel rows), so that the next measuring run measures it again")
+    q.add_argument("--regime", choices=("default", "tuned"), default="tuned", help="--network's regime (default tuned)")
     q.add_argument("--dry-run", action="store_true", help="show what would move, move nothing")
     add_format(q, ("table", "json"))
     q.set_defaults(func=run_prune)
@@ -98,6 +103,7 @@ def run_stats(args: argparse.Namespace) -> int:
         st["fingerprints"] = {d: {"describes": Fingerprint.from_dict(f).describe(), "relation": relations[d]}
                               for d, f in db.fingerprints().items()}
         st["archived"] = db.archived_count()
+        st["archived_networks"] = db.archived_networks()
     if args.format == "json":
         print(json.dumps(st, indent=2))
         return 0
@@ -121,11 +127,13 @@ def run_stats(args: argparse.Namespace) -> int:
     for digest, f in st["fingerprints"].items():
         if f["relation"] == "other device":
             print(f"  other device {digest} ({f['describes']}): use with --fingerprint {digest}")
-    print(f"  archived: {st['archived']} row(s)")
+    print(f"  archived: {st['archived']} kernel row(s), {st['archived_networks']} network row(s)")
     return 0
 
 
 def run_prune(args: argparse.Namespace) -> int:
+    if args.network:
+        return _prune_network(args)
     fp = _today(args)
     today, described = fp.digest(), fp.describe()
     with _open(args, write=not args.dry_run) as db:
@@ -140,6 +148,26 @@ def run_prune(args: argparse.Namespace) -> int:
     print(f"{verb} {total} stale row(s) to the archive ("
           + (", ".join(f"{r}={n}" for r, n in sorted(moved.items())) or "none") + f"); today's fingerprint "
           f"{today} ({described}); archive holds {archived}")
+    return 0
+
+
+def _prune_network(args: argparse.Namespace) -> int:
+    """``db prune --network NAME``: archive one network's rows of today's fingerprint."""
+    today = _today(args).digest()
+    with _open(args, write=not args.dry_run) as db:
+        moved = db.archive_network(args.network, args.regime, today, dry_run=args.dry_run)
+    if not any(moved.values()):
+        raise HwfaceError(f"no {args.regime} rows of network {args.network!r} under today's fingerprint {today}: "
+                          "nothing to archive (see `hwface db stats`)")
+    if args.format == "json":
+        print(json.dumps({"fingerprint": today, "network": args.network, "regime": args.regime,
+                          "dry_run": args.dry_run, "moved": moved}, indent=2))
+        return 0
+    verb = "would move" if args.dry_run else "moved"
+    print(f"{verb} {args.network} ({args.regime}, fingerprint {today}) to the archive: {moved['networks']} "
+          f"end-to-end row(s), {moved['measurements']} kernel row(s); the next measuring run of it measures it "
+          "again (the shipped data's: `python benchmarks/measure_latency_data.py redo --models "
+          f"{args.network}`)")
     return 0
 
 

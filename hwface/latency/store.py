@@ -24,9 +24,10 @@ readers take the user's copy once it exists (:meth:`LatencyStore.for_reading`).
 ``fingerprints``
     The fields of every pipeline fingerprint a row carries
     (:mod:`hwface.latency.fingerprint`).
-``archived_measurements``
-    Stale rows moved out of ``measurements`` by :meth:`LatencyStore.prune_stale`
-    (nothing is deleted).
+``archived_measurements``, ``archived_networks``
+    Rows moved out of ``measurements`` and ``networks``: stale ones by
+    :meth:`LatencyStore.prune_stale`, a network to be measured again by
+    :meth:`LatencyStore.archive_network` (nothing is deleted).
 ``round_timings``
     Networks timed in rounds in one run, every network once a round, per
     engine (:mod:`hwface.measure.rounds`): the per-round medians and their median.
@@ -149,7 +150,14 @@ CREATE TABLE IF NOT EXISTS round_timings (
 )
 """
 
-SCHEMA_VERSION = 4
+# Schema 5: archived networks (a network measured again moves its old rows out, :meth:`LatencyStore.archive_network`).
+MIGRATION_5 = """
+CREATE TABLE IF NOT EXISTS archived_networks AS SELECT * FROM networks WHERE 0;
+ALTER TABLE archived_networks ADD COLUMN archived_at TEXT;
+ALTER TABLE archived_networks ADD COLUMN archived_why TEXT
+"""
+
+SCHEMA_VERSION = 5
 SPLITS = ("train", "heldout")
 
 
@@ -195,7 +203,8 @@ def _restore_sampler_marks(conn) -> None:
 MIGRATIONS: dict[int, tuple[str, Any]] = {0: (MIGRATION_1, _backfill_fingerprints),
                                           1: (MIGRATION_2, _restore_sampler_marks),
                                           2: (MIGRATION_3, None),
-                                          3: (MIGRATION_4, None)}
+                                          3: (MIGRATION_4, None),
+                                          4: (MIGRATION_5, None)}
 
 
 def migrate(conn) -> int:
@@ -582,17 +591,41 @@ class LatencyStore:
             f"SELECT regime, COUNT(*) FROM measurements WHERE {stale} GROUP BY regime", keep)}
         if dry_run or not moved:
             return moved
-        cols = ", ".join(_columns(self._conn, "measurements"))
         with self._write() as c:
-            c.execute(f"INSERT OR IGNORE INTO archived_measurements ({cols}, archived_at, archived_why) "
-                      f"SELECT {cols}, ?, ? FROM measurements WHERE {stale}",
-                      (utc_now(), f"stale: same device, pipeline is not {today.digest()}", *keep))
-            c.execute(f"DELETE FROM measurements WHERE {stale} AND id IN (SELECT id FROM archived_measurements)",
-                      keep)
+            _move_to_archive(c, "measurements", stale, keep, f"stale: same device, pipeline is not {today.digest()}")
+        return moved
+
+    def archive_network(self, name: str, regime: str, fingerprint: str, dry_run: bool = False) -> dict[str, int]:
+        """Move one network's rows under ``fingerprint`` into the archive, so that it can be measured again.
+
+        Its end-to-end rows (``networks``) and the kernel rows its profiles stored
+        (``measurements`` whose ``source`` is the network's name) move into
+        ``archived_networks`` and ``archived_measurements``, stamped like
+        :meth:`prune_stale`'s. Tuning records and engine comparisons stay.
+
+        Returns
+        -------
+        dict
+            ``measurements`` and ``networks``: rows moved (or that would move, with ``dry_run``).
+        """
+        args = [regime, fingerprint]
+        kernels, nets = "source = ? AND regime = ? AND fingerprint = ?", "name = ? AND regime = ? AND fingerprint = ?"
+        moved = {table: self._conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", [name, *args]).fetchone()[0]
+                 for table, where in (("measurements", kernels), ("networks", nets))}
+        if dry_run or not any(moved.values()):
+            return moved
+        with self._write() as c:
+            _move_to_archive(c, "measurements", kernels, [name, *args], f"measured again: {name}")
+            _move_to_archive(c, "networks", nets, [name, *args], f"measured again: {name}")
         return moved
 
     def archived_count(self) -> int:
+        """Kernel rows in the archive."""
         return self._conn.execute("SELECT COUNT(*) FROM archived_measurements").fetchone()[0]
+
+    def archived_networks(self) -> int:
+        """End-to-end network rows in the archive."""
+        return self._conn.execute("SELECT COUNT(*) FROM archived_networks").fetchone()[0]
 
     # -- networks -----------------------------------------------------------------
     def add_network(self, net: "NetworkMeasurement") -> bool:
@@ -766,6 +799,14 @@ class LatencyStore:
         out["networks"] = {f"{r[0]}/{r[1]}": r[2] for r in c.execute(
             "SELECT regime, split, COUNT(*) FROM networks GROUP BY regime, split ORDER BY regime, split")}
         return out
+
+
+def _move_to_archive(conn, table: str, where: str, args: list, why: str) -> None:
+    """Copy the rows of ``table`` matching ``where`` into ``archived_<table>`` (stamped now, ``why``), then delete them."""
+    cols = ", ".join(_columns(conn, table))
+    conn.execute(f"INSERT OR IGNORE INTO archived_{table} ({cols}, archived_at, archived_why) "
+                 f"SELECT {cols}, ?, ? FROM {table} WHERE {where}", (utc_now(), why, *args))
+    conn.execute(f"DELETE FROM {table} WHERE ({where}) AND id IN (SELECT id FROM archived_{table})", args)
 
 
 def _columns(conn, table: str) -> list[str]:

@@ -248,3 +248,58 @@ def test_the_shipped_databases_are_at_this_schema():
     for path in sorted((Path(__file__).resolve().parents[2] / "latency_db").glob("*.sqlite")):
         version = sqlite3.connect(f"file:{path}?mode=ro", uri=True).execute("PRAGMA user_version").fetchone()[0]
         assert version == SCHEMA_VERSION, f"{path.name}: run `hwface db migrate --db latency_db/{path.name}`"
+
+
+def _network(name: str, fingerprint: str, regime: str = "tuned", median_us: float = 100.0):
+    from hwface.latency.store import NetworkMeasurement
+
+    return NetworkMeasurement(name=name, origin="zoo", target="host", device_key="host", regime=regime,
+                              fingerprint=fingerprint, split="heldout", kernel_calls=2, kernel_sum_us=90.0,
+                              median_us=median_us, p10_us=median_us, p90_us=median_us, cv=0.0, samples=5,
+                              kernels=[[_key(0).to_str(), 2]])
+
+
+def test_archive_network_moves_one_networks_rows_of_one_fingerprint_and_regime(tmp_path):
+    """A network measured again: its end-to-end and kernel rows of that fingerprint and regime move, nothing else."""
+    from hwface.latency.fingerprint import Fingerprint
+
+    fp, other = (Fingerprint("host", "{}", "0.27.0.post1", "0.4.0", t) for t in (2, 1))
+    tuned = dict(regime="tuned", tuned=True, trials_per_kernel=16)
+    with LatencyStore(tmp_path / "db.sqlite") as db:
+        db.add([_m(0, source="net_a", fingerprint=fp, **tuned), _m(1, source="net_a", fingerprint=fp, **tuned),
+                _m(2, source="net_b", fingerprint=fp, **tuned), _m(3, source="net_a", fingerprint=other, **tuned),
+                _m(4, source="net_a", fingerprint=fp)])
+        for name, f in (("net_a", fp), ("net_b", fp), ("net_a", other)):
+            db.add_network(_network(name, f.digest()))
+        assert db.archive_network("net_a", "tuned", fp.digest(), dry_run=True) == {"measurements": 2, "networks": 1}
+        assert (db.archived_count(), db.archived_networks()) == (0, 0)
+        assert db.archive_network("net_a", "tuned", fp.digest()) == {"measurements": 2, "networks": 1}
+        assert (db.archived_count(), db.archived_networks()) == (2, 1)
+        assert sorted(db.frame()["median_us"]) == [12.0, 13.0, 14.0]
+        left = db.networks_frame()
+        assert sorted(zip(left["name"], left["fingerprint"])) == sorted([("net_b", fp.digest()),
+                                                                        ("net_a", other.digest())])
+        assert not db.network_done("net_a", "tuned", "host", fp.digest())
+        why = db._conn.execute("SELECT DISTINCT archived_why FROM archived_networks").fetchall()
+        assert [r[0] for r in why] == ["measured again: net_a"]
+        assert db.archive_network("net_a", "tuned", fp.digest()) == {"measurements": 0, "networks": 0}
+
+
+def test_db_prune_network_archives_it_and_an_unknown_network_is_one_line(tmp_path, cli):
+    from hwface.latency.fingerprint import current_fingerprint
+    from hwface.targets import load_target
+
+    today = current_fingerprint(load_target("host"))
+    path = tmp_path / "db.sqlite"
+    with LatencyStore(path) as db:
+        db.add([_m(0, source="net_a", fingerprint=today, regime="tuned", tuned=True, trials_per_kernel=16)])
+        db.add_network(_network("net_a", today.digest()))
+    dry = cli("db", "prune", "--network", "net_a", "--db", path, "--dry-run", "--format", "json")
+    assert dry.code == 0, dry.err
+    assert json.loads(dry.out)["moved"] == {"measurements": 1, "networks": 1}
+    res = cli("db", "prune", "--network", "net_a", "--db", path)
+    assert res.code == 0 and "1 end-to-end row(s), 1 kernel row(s)" in res.out
+    assert_one_line_error(cli("db", "prune", "--network", "net_a", "--db", path), "nothing to archive")
+    assert cli("db", "prune", "--db", path).code == 2  # --stale or --network is required
+    stats = json.loads(cli("db", "stats", "--db", path, "--format", "json").out)
+    assert (stats["archived"], stats["archived_networks"]) == (1, 1)
