@@ -71,11 +71,14 @@ def assert_one_line_error(res: CliResult, *fragments: str) -> None:
 
 @pytest.fixture(scope="session")
 def quick_guard():
-    """A drift guard for the host that re-measures once, without long rests (tests only)."""
+    """A drift guard for the host that re-measures once, without long rests (tests only).
+
+    It does not watch other processes' CPU time: the suite's second pytest worker is one.
+    """
     from hwface.measure.drift import DriftGuard
     from hwface.targets import load_target
 
-    return DriftGuard(load_target("host"), max_attempts=2, rests_s=(0.1,), min_repeat_ms=5)
+    return DriftGuard(load_target("host"), max_attempts=2, rests_s=(0.1,), min_repeat_ms=5, max_foreign_cores=None)
 
 
 @pytest.fixture(scope="session", autouse=True)

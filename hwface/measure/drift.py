@@ -8,8 +8,11 @@ timed alone in a loop) and one whole small network (five kernels, through the
 Relax VM). When any of the four reference timings is more than ``tolerance``
 away from the running median of that reference on that device, the batch is
 measured again after a rest; after ``max_attempts`` the last attempt is kept and
-flagged ``drifted``. Every row keeps the reference timings it was taken with
-(:meth:`Bracket.to_dict`).
+flagged ``drifted``. When the device is this machine, a batch during which
+other processes took more than ``max_foreign_cores`` of its CPUs is measured
+again the same way (:mod:`hwface.measure.host_load`: a load that comes and
+goes between the references slips past them). Every row keeps the reference
+timings it was taken with and that load (:meth:`Bracket.to_dict`).
 
 The reference is built once per run with TVM's default schedules for the
 measuring target, so its timings do not depend on any tuning records.
@@ -26,6 +29,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
+from hwface.measure.host_load import FOREIGN_CORES, HostLoad, cpu_sample, load_between
 from hwface.measure.timing import LatencyStats
 
 T = TypeVar("T")
@@ -54,13 +58,17 @@ class Bracket:
     network_median_us: float
     attempts: int
     drifted: bool
+    load: HostLoad | None = None  # foreign and stolen cores during the batch (host devices)
 
     def to_dict(self) -> dict[str, Any]:
         """What a stored row keeps (``reference`` column)."""
-        return {"kernel_us_before": self.before.kernel_us, "kernel_us_after": self.after.kernel_us,
-                "network_us_before": self.before.network_us, "network_us_after": self.after.network_us,
-                "kernel_median_us": self.kernel_median_us, "network_median_us": self.network_median_us,
-                "attempts": self.attempts, "drifted": self.drifted}
+        out = {"kernel_us_before": self.before.kernel_us, "kernel_us_after": self.after.kernel_us,
+               "network_us_before": self.before.network_us, "network_us_after": self.after.network_us,
+               "kernel_median_us": self.kernel_median_us, "network_median_us": self.network_median_us,
+               "attempts": self.attempts, "drifted": self.drifted}
+        if self.load is not None:
+            out.update(foreign_cores=round(self.load.foreign_cores, 4), steal_cores=round(self.load.steal_cores, 4))
+        return out
 
 
 def deviation(ref: Reference, kernel_median_us: float, network_median_us: float) -> float:
@@ -204,12 +212,17 @@ class DriftGuard:
         ``time_evaluator`` samples of each reference timing and their minimum length (ms).
     reference : ReferenceBuild, optional
         A prebuilt reference (default: built now).
+    max_foreign_cores : float or None, optional
+        Cores other processes may take during a batch before it is measured
+        again (host targets only: another device's load is not this machine's);
+        None: not watched.
     """
 
     def __init__(self, spec, tolerance: float = TOLERANCE, max_attempts: int = MAX_ATTEMPTS,
                  rests_s: tuple[float, ...] = RESTS_S, repeat: int = 5, min_repeat_ms: float = 20,
-                 reference: ReferenceBuild | None = None):
+                 reference: ReferenceBuild | None = None, max_foreign_cores: float | None = FOREIGN_CORES):
         self.tolerance = tolerance
+        self.max_foreign_cores = max_foreign_cores if spec.is_host else None
         self.max_attempts = max(1, max_attempts)
         self.rests_s = rests_s or (0.0,)
         self.repeat, self.min_repeat_ms = repeat, min_repeat_ms
@@ -246,26 +259,37 @@ class DriftGuard:
             What the accepted attempt of ``measure`` returned and its bracket.
         """
         self.batches += 1
+        watch = self.max_foreign_cores is not None
         for attempt in range(1, self.max_attempts + 1):
             before = self.time_reference(session)
             km, nm = self._medians(session, before)
+            start = cpu_sample() if watch else None
             value = measure()
+            load = load_between(start, cpu_sample()) if watch else None
             after = self.time_reference(session)
             worst = max(deviation(before, km, nm), deviation(after, km, nm))
-            ok = worst <= self.tolerance
+            why = self._why_again(worst, load)
             last = attempt == self.max_attempts
-            if ok or last:
+            if not why or last:
                 hist = self._history[session.name]
                 hist.add(before)
                 hist.add(after)
-                self.drifted += int(not ok)
-                return value, Bracket(before, after, km, nm, attempt, not ok)
+                self.drifted += int(bool(why))
+                return value, Bracket(before, after, km, nm, attempt, bool(why), load)
             self.redone += 1
             if on_redo:
-                on_redo(f"reference moved {worst:.1%} (> {self.tolerance:.0%}): measuring the batch again "
-                        f"(attempt {attempt + 1}/{self.max_attempts})")
+                on_redo(f"{why}: measuring the batch again (attempt {attempt + 1}/{self.max_attempts})")
             time.sleep(self.rests_s[min(attempt - 1, len(self.rests_s) - 1)])
         raise AssertionError("unreachable")
+
+    def _why_again(self, worst: float, load: HostLoad | None) -> str:
+        """Why a batch must be measured again ('' when it stands)."""
+        if worst > self.tolerance:
+            return f"reference moved {worst:.1%} (> {self.tolerance:.0%})"
+        if load is not None and load.foreign_cores > self.max_foreign_cores:
+            return (f"other processes took {load.foreign_cores:.2f} cores meanwhile "
+                    f"(> {self.max_foreign_cores:.2f})")
+        return ""
 
     def forget(self, session) -> None:
         """Drop what was loaded in ``session``: call it before the session closes (its handles keep it open)."""

@@ -61,3 +61,46 @@ def test_a_batch_whose_reference_moved_is_measured_again(quick_guard):
     assert len(calls) >= 2 and guard.redone >= 1 and bracket.attempts == len(calls) and value == len(calls)
     row = bracket.to_dict()
     assert row["attempts"] >= 2 and row["kernel_us_before"] > 0 and row["network_median_us"] > 0
+
+
+def test_host_load_counts_other_processes_and_not_this_process_tree():
+    from hwface.measure.host_load import CpuSample, load_between
+
+    a = CpuSample(busy_s=100.0, own_s={(1, 0.0): 10.0, (2, 0.0): 5.0}, steal_s=1.0, at_s=50.0)
+    # 3 s busy in 2 s: 1.5 of them ours (process 1 +1.0, process 3 new +0.5), process 2 ended meanwhile
+    b = CpuSample(busy_s=103.0, own_s={(1, 0.0): 11.0, (3, 0.0): 0.5}, steal_s=1.5, at_s=52.0)
+    load = load_between(a, b)
+    assert load.foreign_cores == pytest.approx(0.75) and load.steal_cores == pytest.approx(0.25)
+    after = CpuSample(103.0, {(1, 0.0): 12.0, (3, 0.0): 0.5}, 1.5, 53.0)
+    assert load_between(b, after).foreign_cores == 0.0  # ours outran busy (a reaped child): never negative
+
+
+def _foreign_burner(seconds: float) -> None:
+    """Keep one CPU busy for ``seconds`` from a process that is not a descendant of this one (its parent exits)."""
+    subprocess.run(["sh", "-c", f"{sys.executable} -c 'import time; t = time.time() + {seconds}\n"
+                    "while time.time() < t: pass' >/dev/null 2>&1 &"], check=True)
+
+
+def test_a_batch_during_which_another_process_took_the_cpu_is_measured_again(quick_guard):
+    """A load that comes and goes between the references: they cannot see it, the host-load watch does."""
+    spec = load_target("host")
+    guard = DriftGuard(spec, tolerance=10.0, max_attempts=2, rests_s=(0.1,), min_repeat_ms=5,
+                       reference=quick_guard.reference, max_foreign_cores=0.5)
+    calls, told = [], []
+
+    def measure() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            _foreign_burner(1.5)
+            time.sleep(1.6)
+
+    with device_for(spec, None) as ep:
+        session = connect(ep.tracker, ep.key, timeout_s=60)
+        try:
+            _, bracket = guard.run(session, measure, on_redo=told.append)
+        finally:
+            guard.forget(session)
+            session.sess = None
+    assert len(calls) == 2 and guard.redone == 1, told
+    assert "other processes took" in told[0]
+    assert bracket.to_dict()["foreign_cores"] >= 0.0 and bracket.load is not None
