@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_format(q, ("table", "json"))
     q.set_defaults(func=run_eval)
 
-    q = psub.add_parser("heldout", help="measure random arch specs end to end as held-out networks (resumable)")
+    q = psub.add_parser("heldout", help="= `networks --split heldout`: random arch specs measured end to end, never trained on")
     common(q, fingerprint=False)
     q.add_argument("--n", type=int, default=100, help="held-out networks wanted in total (default 100)")
     q.set_defaults(func=run_heldout, split="heldout")
