@@ -7,7 +7,7 @@ which search a kernel got. This script draws ``--n`` sampler configurations (a
 seeded draw over every sampler kind, as ``hwface sample`` draws them), tunes
 their kernels once per ``--seeds`` seed at ``--trials`` trials a kernel, builds
 one library per search and times the libraries alternately (``--rounds`` rounds,
-A B A B ...) on the host's embedded device, so the box's drift hits every search
+A B, B A, ...) on the host's embedded device, so the box's drift hits every search
 alike. Nothing is stored.
 
 Prints, per kernel, the slowest search's latency over the fastest's, and over
@@ -48,6 +48,8 @@ def build_searches(n: int, trials: int, seeds: list[int], say) -> dict:
             built[seed] = build_batch(configs, spec, work, f"s{seed}",
                                       lambda funcs, seed=seed: tune_kernels(funcs, spec, ep, trials, seed=seed))
             say(f"search seed {seed}: {len(built[seed].kernels)} kernels tuned in {time.perf_counter() - t0:.0f} s")
+            if built[seed].so_path is None:
+                raise SystemExit(f"search seed {seed}: no kernel ran ({built[seed].failed})")
     return built
 
 
@@ -64,11 +66,14 @@ def time_alternately(built: dict, rounds: int, say) -> dict[int, dict[str, float
         session = connect(ep.tracker, ep.key, timeout_s=120, session_timeout_s=0)
         loaded: dict = {}
         for r in range(rounds):
-            for seed, b in built.items():
-                specs = [k for _, k, _ in b.kernels if k.name in names]
-                for name, st in time_kernels(session, b.so_path, specs, loaded=loaded).items():
+            order = list(built) if r % 2 == 0 else list(reversed(built))  # no search always timed first
+            for seed in order:
+                specs = [k for _, k, _ in built[seed].kernels if k.name in names]
+                for name, st in time_kernels(session, built[seed].so_path, specs, loaded=loaded).items():
                     per_seed[seed][name].append(st.median_us)
             say(f"round {r + 1}/{rounds} timed")
+        loaded.clear()
+        session.sess = None
     return {s: {n: float(np.median(v)) for n, v in d.items()} for s, d in per_seed.items()}
 
 

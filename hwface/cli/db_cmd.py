@@ -1,4 +1,4 @@
-"""`hwface db stats|prune|migrate|query|export`: the latency database."""
+"""`hwface db stats|prune|check|migrate|query|export`: the latency database."""
 
 from __future__ import annotations
 
@@ -35,10 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--network", metavar="NAME",
                        help="archive this network's rows of today's fingerprint (its end-to-end rows and its "
                             "profile's kernel rows), so that the next measuring run measures it again")
-    q.add_argument("--regime", choices=("default", "tuned"), default="tuned", help="--network's regime (default tuned)")
+    q.add_argument("--regime", choices=("zoo", "default", "tuned"), default="tuned",
+                   help="--network's regime (default tuned)")
     q.add_argument("--dry-run", action="store_true", help="show what would move, move nothing")
     add_format(q, ("table", "json"))
     q.set_defaults(func=run_prune)
+
+    q = dsub.add_parser("check", help="each network's kernels against the same kernels timed in the other networks")
+    common(q)
+    q.add_argument("--regime", choices=("zoo", "default", "tuned"), default="tuned", help="regime (default tuned)")
+    q.add_argument("--fingerprint", metavar="DIGEST", help="another device's data (default: today's)")
+    add_format(q, ("table", "json"))
+    q.set_defaults(func=run_check)
 
     q = dsub.add_parser("migrate", help="bring a database to this hwface's schema (the shipped one is read as it is)")
     common(q)
@@ -168,6 +176,33 @@ def _prune_network(args: argparse.Namespace) -> int:
           f"end-to-end row(s), {moved['measurements']} kernel row(s); the next measuring run of it measures it "
           "again (the shipped data's: `python benchmarks/measure_latency_data.py redo --models "
           f"{args.network}`)")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from hwface.cli.output import emit
+    from hwface.latency.consistency import OFF, network_consistency
+    from hwface.latency.lookup import resolve_fingerprint
+    from hwface.latency.reference import canonical_state, normalized_rows
+    from hwface.targets import load_target
+
+    digest = resolve_fingerprint(load_target(args.target), args.fingerprint)
+    with _open(args) as db:
+        rows, _ = db.current_frame(digest, args.regime, split=None)
+    if rows.empty:
+        raise HwfaceError(f"no {args.regime} rows under fingerprint {digest} to check")
+    found = network_consistency(normalized_rows(rows, canonical_state(rows)))
+    table = [{**asdict(c), "consistent": c.consistent} for c in found]
+    if args.format == "json":
+        print(json.dumps({"fingerprint": digest, "regime": args.regime, "off": OFF, "networks": table}, indent=2))
+        return 0
+    emit(table, "table", title=f"{args.regime} networks of {digest}: their kernels over the same keys' median in "
+                               "the other networks (scaled to one reference state)")
+    bad = [c.network for c in found if c.consistent is False]
+    print(f"{len(bad)} of {len(found)} network(s) {OFF:.0%} or more off the others" + (
+        f": {', '.join(bad)} (measure again: `hwface db prune --network NAME`, then its command)" if bad else ""))
     return 0
 
 

@@ -608,15 +608,19 @@ class LatencyStore:
         dict
             ``measurements`` and ``networks``: rows moved (or that would move, with ``dry_run``).
         """
-        args = [regime, fingerprint]
-        kernels, nets = "source = ? AND regime = ? AND fingerprint = ?", "name = ? AND regime = ? AND fingerprint = ?"
-        moved = {table: self._conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", [name, *args]).fetchone()[0]
-                 for table, where in (("measurements", kernels), ("networks", nets))}
-        if dry_run or not any(moved.values()):
-            return moved
-        with self._write() as c:
-            _move_to_archive(c, "measurements", kernels, [name, *args], f"measured again: {name}")
-            _move_to_archive(c, "networks", nets, [name, *args], f"measured again: {name}")
+        args = [name, regime, fingerprint]
+        where = {"measurements": "source = ? AND regime = ? AND fingerprint = ?",
+                 "networks": "name = ? AND regime = ? AND fingerprint = ?"}
+
+        def counts(c) -> dict[str, int]:
+            return {t: c.execute(f"SELECT COUNT(*) FROM {t} WHERE {w}", args).fetchone()[0] for t, w in where.items()}
+
+        if dry_run:
+            return counts(self._conn)
+        with self._write() as c:  # counted and moved in one transaction: a concurrent writer waits
+            moved = counts(c)
+            for table, w in where.items():
+                _move_to_archive(c, table, w, args, f"measured again: {name}")
         return moved
 
     def archived_count(self) -> int:

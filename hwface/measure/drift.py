@@ -8,9 +8,9 @@ timed alone in a loop) and one whole small network (five kernels, through the
 Relax VM). When any of the four reference timings is more than ``tolerance``
 away from the running median of that reference on that device, the batch is
 measured again after a rest; after ``max_attempts`` the last attempt is kept and
-flagged ``drifted``. When the device is this machine, a batch during which
-other processes took more than ``max_foreign_cores`` of its CPUs is measured
-again the same way (:mod:`hwface.measure.host_load`: a load that comes and
+flagged ``drifted``. When the device's server runs in this process tree (the
+embedded host device), a bracket during which other processes took more than
+``max_foreign_cores`` of the machine's CPUs is measured again the same way (:mod:`hwface.measure.host_load`: a load that comes and
 goes between the references slips past them). Every row keeps the reference
 timings it was taken with and that load (:meth:`Bracket.to_dict`).
 
@@ -29,7 +29,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from hwface.measure.host_load import FOREIGN_CORES, HostLoad, cpu_sample, load_between
+from hwface.measure.host_load import FOREIGN_CORES, HostLoad, cpu_sample, load_between, serves_here
 from hwface.measure.timing import LatencyStats
 
 T = TypeVar("T")
@@ -57,8 +57,9 @@ class Bracket:
     kernel_median_us: float
     network_median_us: float
     attempts: int
-    drifted: bool
-    load: HostLoad | None = None  # foreign and stolen cores during the batch (host devices)
+    drifted: bool  # kept after the last attempt although ``why`` still held
+    load: HostLoad | None = None  # foreign and stolen cores during the bracket (a device of this process tree)
+    why: str = ""  # what the last attempt failed ('' when it stood)
 
     def to_dict(self) -> dict[str, Any]:
         """What a stored row keeps (``reference`` column)."""
@@ -68,6 +69,8 @@ class Bracket:
                "attempts": self.attempts, "drifted": self.drifted}
         if self.load is not None:
             out.update(foreign_cores=round(self.load.foreign_cores, 4), steal_cores=round(self.load.steal_cores, 4))
+        if self.drifted:
+            out["why"] = self.why
         return out
 
 
@@ -213,9 +216,9 @@ class DriftGuard:
     reference : ReferenceBuild, optional
         A prebuilt reference (default: built now).
     max_foreign_cores : float or None, optional
-        Cores other processes may take during a batch before it is measured
-        again (host targets only: another device's load is not this machine's);
-        None: not watched.
+        Cores other processes may take during a bracket before it is measured
+        again, on a device whose server runs in this process tree (host targets
+        only: another machine's load is not this one's); None: not watched.
     """
 
     def __init__(self, spec, tolerance: float = TOLERANCE, max_attempts: int = MAX_ATTEMPTS,
@@ -232,6 +235,7 @@ class DriftGuard:
         self.drifted = 0
         self._loaded: dict[int, _Loaded] = {}
         self._history: dict[str, _History] = {}
+        self._local: dict[str, bool] = {}  # server address -> it runs in this process tree
 
     def time_reference(self, session) -> Reference:
         """One timing of the reference on ``session``'s device (loaded there on first use)."""
@@ -259,14 +263,14 @@ class DriftGuard:
             What the accepted attempt of ``measure`` returned and its bracket.
         """
         self.batches += 1
-        watch = self.max_foreign_cores is not None
+        watch = self._watches(session)
         for attempt in range(1, self.max_attempts + 1):
+            start = cpu_sample() if watch else None
             before = self.time_reference(session)
             km, nm = self._medians(session, before)
-            start = cpu_sample() if watch else None
             value = measure()
-            load = load_between(start, cpu_sample()) if watch else None
             after = self.time_reference(session)
+            load = load_between(start, cpu_sample()) if watch else None
             worst = max(deviation(before, km, nm), deviation(after, km, nm))
             why = self._why_again(worst, load)
             last = attempt == self.max_attempts
@@ -275,18 +279,26 @@ class DriftGuard:
                 hist.add(before)
                 hist.add(after)
                 self.drifted += int(bool(why))
-                return value, Bracket(before, after, km, nm, attempt, bool(why), load)
+                return value, Bracket(before, after, km, nm, attempt, bool(why), load, why)
             self.redone += 1
             if on_redo:
                 on_redo(f"{why}: measuring the batch again (attempt {attempt + 1}/{self.max_attempts})")
             time.sleep(self.rests_s[min(attempt - 1, len(self.rests_s) - 1)])
         raise AssertionError("unreachable")
 
+    def _watches(self, session) -> bool:
+        """Whether other processes' CPU time is counted on ``session``: its server runs in this process tree."""
+        if self.max_foreign_cores is None:
+            return False
+        if session.address not in self._local:
+            self._local[session.address] = serves_here(session.address)
+        return self._local[session.address]
+
     def _why_again(self, worst: float, load: HostLoad | None) -> str:
         """Why a batch must be measured again ('' when it stands)."""
         if worst > self.tolerance:
             return f"reference moved {worst:.1%} (> {self.tolerance:.0%})"
-        if load is not None and load.foreign_cores > self.max_foreign_cores:
+        if load is not None and load.too_busy(self.max_foreign_cores):
             return (f"other processes took {load.foreign_cores:.2f} cores meanwhile "
                     f"(> {self.max_foreign_cores:.2f})")
         return ""

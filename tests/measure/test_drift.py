@@ -67,12 +67,16 @@ def test_host_load_counts_other_processes_and_not_this_process_tree():
     from hwface.measure.host_load import CpuSample, load_between
 
     a = CpuSample(busy_s=100.0, own_s={(1, 0.0): 10.0, (2, 0.0): 5.0}, steal_s=1.0, at_s=50.0)
-    # 3 s busy in 2 s: 1.5 of them ours (process 1 +1.0, process 3 new +0.5), process 2 ended meanwhile
-    b = CpuSample(busy_s=103.0, own_s={(1, 0.0): 11.0, (3, 0.0): 0.5}, steal_s=1.5, at_s=52.0)
+    # 3 s busy in 2 s. Ours: process 1 ran 1.0 s and reaped process 2, which ran 0.2 s more (5.2 s in its life);
+    # process 3 started and ran 0.5 s. Foreign: 3.0 - 1.7 = 1.3 s.
+    b = CpuSample(busy_s=103.0, own_s={(1, 0.0): 16.2, (3, 0.0): 0.5}, steal_s=1.5, at_s=52.0)
     load = load_between(a, b)
-    assert load.foreign_cores == pytest.approx(0.75) and load.steal_cores == pytest.approx(0.25)
-    after = CpuSample(103.0, {(1, 0.0): 12.0, (3, 0.0): 0.5}, 1.5, 53.0)
-    assert load_between(b, after).foreign_cores == 0.0  # ours outran busy (a reaped child): never negative
+    assert load.foreign_s == pytest.approx(1.3) and load.foreign_cores == pytest.approx(0.65)
+    assert load.steal_cores == pytest.approx(0.25) and load.too_busy(0.5) and not load.too_busy(0.7)
+    after = CpuSample(103.0, {(1, 0.0): 17.0, (3, 0.0): 0.5}, 1.5, 53.0)
+    assert load_between(b, after).foreign_cores == 0.0  # ours outran busy (clock ticks): never negative
+    blip = load_between(b, CpuSample(103.02, b.own_s, 1.5, 52.1))  # 0.2 cores, but 20 ms: a tick, not a load
+    assert blip.foreign_cores == pytest.approx(0.2) and not blip.too_busy(0.1)
 
 
 def _foreign_burner(seconds: float) -> None:
@@ -104,3 +108,18 @@ def test_a_batch_during_which_another_process_took_the_cpu_is_measured_again(qui
     assert len(calls) == 2 and guard.redone == 1, told
     assert "other processes took" in told[0]
     assert bracket.to_dict()["foreign_cores"] >= 0.0 and bracket.load is not None
+
+
+def test_the_host_load_is_watched_only_on_a_server_of_this_process_tree(quick_guard):
+    """The embedded device's server is a child of this process; a server elsewhere (``--tracker``) is not."""
+    from hwface.measure.host_load import serves_here
+    from hwface.rpc.procs import free_port
+
+    spec = load_target("host")
+    with device_for(spec, None) as ep:
+        session = connect(ep.tracker, ep.key, timeout_s=60)
+        try:
+            assert serves_here(session.address)
+        finally:
+            session.sess = None
+    assert not serves_here(f"127.0.0.1:{free_port()}")
