@@ -128,8 +128,10 @@ def variants(args) -> None:
 def redo(args) -> None:
     """Archive the tuned rows of --models (zoo networks or variants) under today's fingerprint, then measure them again.
 
-    For a network whose measurement was disturbed (hwface db prune --network); its
-    tuning records stay, so it is only profiled again.
+    For a network whose measurement was disturbed (``hwface db check`` names them;
+    ``hwface db prune --network``); its tuning records stay, so it is only profiled
+    again. Its comparison with onnxruntime stays too (the two engines are timed
+    alternately, so a disturbance hits both).
     """
     from hwface.latency.fingerprint import current_fingerprint
     from hwface.latency.store import LatencyStore
