@@ -172,6 +172,8 @@ class Predictor:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("point.*.ubj"):  # a previous mode's per-kind models must not outlive it
+            old.unlink()
         files = {}
         for kind, booster in self.point.items():
             name = f"point.{kind or 'all'}.ubj"

@@ -69,6 +69,12 @@ def test_train_predict_save_load_and_the_heldout_split(fixture_db, cli):
     assert accuracy(point, truth)["within_15"] >= 0.8 and np.all(low <= point) and np.all(point <= high)
     again = Predictor.load(predictor_dir("host", "default", fixture_db.digest()))
     assert np.array_equal(again.predict_us(keys)[0], point)
+    folder = predictor_dir("host", "default", fixture_db.digest())
+    train("host", "default", mode="per_kind")
+    assert len(list(folder.glob("point.*.ubj"))) > 1
+    train("host", "default", mode="global")  # retrained in another mode: no per-kind model left over
+    assert sorted(p.name for p in folder.glob("point.*.ubj")) == ["point.all.ubj"]
+    train("host", "default", mode=r.mode)
     report = evaluate("host", "default")
     assert report.heldout_networks == 4 and set(report.network) == {"predictor", "sum_of_measured_kernels",
                                                                      "madds_only"}
