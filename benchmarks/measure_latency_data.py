@@ -144,11 +144,10 @@ def redo(args) -> None:
     with LatencyStore.for_writing(spec.name) as db:
         for m in args.models:
             say(f"{m}: archived {db.archive_network(m, 'tuned', today)}")
-    zoo = [m for m in args.models if "@" not in m]
-    if zoo:
-        zoo_tuned(argparse.Namespace(**{**vars(args), "models": zoo}))
-    if len(zoo) < len(args.models):
-        variants(argparse.Namespace(**{**vars(args), "models": [m for m in args.models if "@" in m]}))
+    for step, nets in ((zoo_tuned, [m for m in args.models if "@" not in m]),
+                       (variants, [m for m in args.models if "@" in m])):  # a variant's name has an "@"
+        if nets:
+            step(argparse.Namespace(**{**vars(args), "models": nets}))
 
 
 def zoo_rounds(args) -> None:

@@ -183,17 +183,13 @@ def run_check(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from hwface.cli.output import emit
-    from hwface.latency.consistency import OFF, network_consistency
+    from hwface.latency.consistency import OFF, check_store
     from hwface.latency.lookup import resolve_fingerprint
-    from hwface.latency.reference import canonical_state, normalized_rows
     from hwface.targets import load_target
 
     digest = resolve_fingerprint(load_target(args.target), args.fingerprint)
     with _open(args) as db:
-        rows, _ = db.current_frame(digest, args.regime, split=None)
-    if rows.empty:
-        raise HwfaceError(f"no {args.regime} rows under fingerprint {digest} to check")
-    found = network_consistency(normalized_rows(rows, canonical_state(rows)))
+        found = check_store(db, digest, args.regime)
     table = [{**asdict(c), "consistent": c.consistent} for c in found]
     if args.format == "json":
         print(json.dumps({"fingerprint": digest, "regime": args.regime, "off": OFF, "networks": table}, indent=2))

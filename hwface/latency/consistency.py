@@ -83,3 +83,20 @@ def _compare(per) -> list[NetworkConsistency]:
             str(name), int(mine.size), int(shared.sum()), float(np.median(ratio)) if judged else None,
             float(np.mean(np.abs(ratio - 1.0) > OFF)) if judged else None))
     return sorted(out, key=lambda c: (c.median_ratio is None, -abs((c.median_ratio or 1.0) - 1.0), c.network))
+
+
+def check_store(db, fingerprint: str, regime: str) -> list[NetworkConsistency]:
+    """:func:`network_consistency` of a store's current rows of ``fingerprint`` and ``regime`` (both splits).
+
+    Raises
+    ------
+    HwfaceError
+        No such rows.
+    """
+    from hwface.errors import HwfaceError
+    from hwface.latency.reference import canonical_state, normalized_rows
+
+    rows, _ = db.current_frame(fingerprint, regime, split=None)
+    if rows.empty:
+        raise HwfaceError(f"no {regime} rows under fingerprint {fingerprint} to check")
+    return network_consistency(normalized_rows(rows, canonical_state(rows)))

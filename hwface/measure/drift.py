@@ -10,9 +10,10 @@ away from the running median of that reference on that device, the batch is
 measured again after a rest; after ``max_attempts`` the last attempt is kept and
 flagged ``drifted``. When the device's server runs in this process tree (the
 embedded host device), a bracket during which other processes took more than
-``max_foreign_cores`` of the machine's CPUs is measured again the same way (:mod:`hwface.measure.host_load`: a load that comes and
-goes between the references slips past them). Every row keeps the reference
-timings it was taken with and that load (:meth:`Bracket.to_dict`).
+``max_foreign_cores`` of the machine's CPUs is measured again the same way
+(:mod:`hwface.measure.host_load`: a load that comes and goes between the
+references slips past them). Every row keeps the reference timings it was taken
+with and that load (:meth:`Bracket.to_dict`).
 
 The reference is built once per run with TVM's default schedules for the
 measuring target, so its timings do not depend on any tuning records.
