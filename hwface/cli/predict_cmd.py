@@ -72,7 +72,8 @@ def run_train(args: argparse.Namespace) -> int:
     scores = ", ".join(f"{m} {v:.3f}" for m, v in r.mode_rmspe.items())
     print(f"trained {r.target}/{r.regime} ({r.mode}) on {r.rows} current rows ({r.distinct_keys} layer keys, "
           f"{r.networks} training networks for the overhead) in {r.seconds:.1f} s; left out {r.skipped_stale} "
-          f"row(s) of other fingerprints (stale or other devices); RMSPE on a held-back fifth: "
+          f"row(s) of other fingerprints (stale or other devices) and {r.skipped_drifted} row(s) and "
+          f"{r.skipped_drifted_networks} network(s) kept drifted by the drift guard; RMSPE on a held-back fifth: "
           f"{scores or 'mode given'}; saved to {r.path}")
     return 0
 

@@ -186,8 +186,8 @@ def open_lookup(spec, regime: str, fingerprint: str | None = None, folder: str |
 
     digest = resolve_fingerprint(spec, fingerprint)
     pred = Predictor.load(folder or predictor_dir(spec.name, regime, digest), fingerprint=digest)
-    from hwface.latency.reference import normalized_rows
+    from hwface.latency.reference import normalized_rows, undisturbed
 
     with LatencyStore.for_reading(spec.name) as db:
         frame, _ = db.current_frame(digest, regime, split="train")
-    return KernelLookup(normalized_rows(frame, pred.reference), pred)
+    return KernelLookup(normalized_rows(undisturbed(frame)[0], pred.reference), pred)

@@ -49,6 +49,29 @@ def reference_us(reference: Any, which: str) -> float:
     return (float(ref[f"{which}_us_before"]) + float(ref[f"{which}_us_after"])) / 2
 
 
+def was_drifted(reference: Any) -> bool:
+    """True when the drift guard kept the row's batch (any batch of a network's record) flagged ``drifted``."""
+    ref = json.loads(reference) if isinstance(reference, str) else reference
+    if not isinstance(ref, dict):
+        return False
+    if "drifted" in ref:
+        return bool(ref["drifted"])
+    return any(was_drifted(part) for part in ref.values() if isinstance(part, dict))
+
+
+def undisturbed(rows):
+    """``(rows, left_out)``: the rows (kernel or network frame with ``reference``) whose batches were not kept drifted.
+
+    A batch kept ``drifted`` moved more than the guard allows on every attempt:
+    its timings describe a disturbed machine, so they neither train a predictor
+    nor answer a lookup (they stay in the database with their references).
+    """
+    if rows.empty or "reference" not in rows:
+        return rows, 0
+    drifted = [was_drifted(r) for r in rows["reference"]]
+    return rows[[not d for d in drifted]], int(sum(drifted))
+
+
 def canonical_state(rows) -> ReferenceState | None:
     """Median references of training kernel rows (a frame with ``reference``); None when none has one."""
     if "reference" not in rows:

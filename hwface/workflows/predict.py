@@ -21,7 +21,12 @@ from hwface.errors import HwfaceError
 
 @dataclass
 class TrainReport:
-    """A trained predictor: where, on how many rows, how long it took (seconds), the skipped stale rows."""
+    """A trained predictor: where, on how many rows, how long it took (seconds), the rows left out.
+
+    ``skipped_stale``: rows of other fingerprints; ``skipped_drifted`` and
+    ``skipped_drifted_networks``: kernel rows and training networks whose
+    batches the drift guard kept flagged drifted.
+    """
 
     target: str
     regime: str
@@ -31,6 +36,8 @@ class TrainReport:
     distinct_keys: int
     networks: int
     skipped_stale: int
+    skipped_drifted: int
+    skipped_drifted_networks: int
     mode: str
     mode_rmspe: dict[str, float]
     seconds: float
@@ -61,6 +68,7 @@ def train(target: str = "host", regime: str = "default", mode: str | None = None
     """
     from hwface.latency.lookup import resolve_fingerprint
     from hwface.latency.predictor import predictor_dir, train_predictor
+    from hwface.latency.reference import undisturbed
     from hwface.latency.store import LatencyStore, read_path
     from hwface.targets import load_target
 
@@ -72,13 +80,16 @@ def train(target: str = "host", regime: str = "default", mode: str | None = None
     with LatencyStore.for_reading(spec.name) as db:
         frame, stale = db.current_frame(today, regime, split="train")
         nets = db.networks_frame(fingerprint=today, regime=regime, split="train")
+    frame, drifted = undisturbed(frame)
+    nets, drifted_nets = undisturbed(nets)
     if frame.empty:
         raise _no_data(spec, regime, today)
     budget = _one_budget(frame) if regime == "tuned" else None
     pred = train_predictor(frame, nets, spec.name, regime, today, mode=mode, trials_per_kernel=budget)
     folder = pred.save(out or predictor_dir(spec.name, regime, today, write=True))
     return TrainReport(spec.name, regime, str(folder), today, len(frame), pred.metrics["distinct_keys"], len(nets),
-                       stale, pred.mode, pred.metrics["mode_rmspe_on_held_back_fifth"], time.perf_counter() - t0)
+                       stale, drifted, drifted_nets, pred.mode, pred.metrics["mode_rmspe_on_held_back_fifth"],
+                       time.perf_counter() - t0)
 
 
 def _one_budget(frame) -> int:
@@ -127,7 +138,7 @@ def evaluate(target: str = "host", regime: str = "default", folder: str | Path |
     from hwface.latency.estimate import estimate_network, madds_baseline
     from hwface.latency.key import LayerKey
     from hwface.latency.metrics import accuracy, coverage
-    from hwface.latency.reference import normalized_networks, normalized_rows
+    from hwface.latency.reference import normalized_networks, normalized_rows, undisturbed
     from hwface.latency.store import LatencyStore
 
     spec, pred, table = load(target, regime, folder, fingerprint)
@@ -135,7 +146,8 @@ def evaluate(target: str = "host", regime: str = "default", folder: str | Path |
     with LatencyStore.for_reading(spec.name) as db:
         held_rows = normalized_rows(db.current_frame(today, regime, split="heldout")[0], state)
         held = normalized_networks(db.networks_frame(fingerprint=today, regime=regime, split="heldout"), state)
-        train_nets = normalized_networks(db.networks_frame(fingerprint=today, regime=regime, split="train"), state)
+        train_nets = db.networks_frame(fingerprint=today, regime=regime, split="train")
+    train_nets = normalized_networks(undisturbed(train_nets)[0], state)  # as the overhead was fitted
     if held.empty:
         raise HwfaceError(f"no held-out {regime} networks measured for {spec.name} under fingerprint {today}: "
                           f"run `hwface predictor heldout --target {spec.name} --regime {regime} --n 100`")

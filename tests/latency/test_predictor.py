@@ -138,3 +138,32 @@ def test_another_devices_data_trains_and_answers_only_when_asked_by_digest(laten
     assert r.path.endswith(f"host.default.{other.digest()}.predictor")
     res = cli("db", "stats")
     assert res.code == 0 and f"other device {other.digest()}" in res.out
+
+
+def test_rows_and_networks_kept_drifted_neither_train_nor_answer(fixture_db):
+    from dataclasses import replace
+
+    from hwface.latency.lookup import open_lookup
+    from hwface.latency.store import NetworkMeasurement
+    from hwface.workflows.predict import train
+
+    drifted = {"kernel_us_before": 100.0, "kernel_us_after": 180.0, "network_us_before": 2000.0,
+               "network_us_after": 3600.0, "attempts": 4, "drifted": True}
+    with LatencyStore(db_path("host")) as db:
+        measured = set(db.frame(regime="default")["key"])
+        keys = [k for k in _keys(np.random.default_rng(11), 60) if k.to_str() not in measured]
+        stored = db.add(replace(_m(k, _synthetic_us(k) * 10, fixture_db, source="sample:drifted"),
+                                reference=drifted) for k in keys)
+        net = db.networks_frame(regime="default", split="train").iloc[0]
+        db.add_network(NetworkMeasurement(
+            name="zoo-drifted", origin="nas", target="host", device_key="host", regime="default",
+            fingerprint=fixture_db.digest(), split="train", kernel_calls=int(net["kernel_calls"]),
+            kernel_sum_us=float(net["kernel_sum_us"]), median_us=float(net["median_us"]) * 10, p10_us=1.0,
+            p90_us=1.0, cv=0.01, samples=5, kernels=net["kernels"], madds=int(net["madds"]),
+            reference={"kernels": {**drifted, "drifted": False}, "end_to_end": drifted}))
+    r = train("host", "default")
+    assert (r.rows, r.skipped_drifted, r.networks, r.skipped_drifted_networks) == (360, stored, 3, 1)
+    assert stored >= 10
+    lookup = open_lookup(load_target("host"), "default")
+    assert all(lookup.get(k.to_str()) is None for k in keys)  # predicted, not answered with the drifted timing
+    assert lookup.predictor.overhead.b_us == pytest.approx(0.5)  # the 10x network did not fit the overhead

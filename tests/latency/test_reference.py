@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hwface.latency.reference import (ReferenceState, canonical_state, normalized_networks, normalized_rows,
-                                      reference_us)
+                                      reference_us, undisturbed, was_drifted)
 
 
 def _ref(kernel_us: float, network_us: float) -> str:
@@ -43,3 +43,13 @@ def test_networks_scale_end_to_end_and_kernel_sum_by_their_own_batches():
     out = normalized_networks(nets, ReferenceState(100.0, 2000.0))
     assert list(out["median_us"]) == pytest.approx([1000.0, 900.0])  # by the end-to-end batch's network reference
     assert list(out["kernel_sum_us"]) == pytest.approx([800.0, 800.0])  # by the kernel batch's kernel reference
+
+
+def test_rows_whose_batch_was_kept_drifted_are_left_out():
+    kept = json.dumps({**json.loads(_ref(100, 2000)), "drifted": False})
+    moved = {**json.loads(_ref(150, 2000)), "drifted": True}
+    rows = pd.DataFrame({"median_us": [1.0, 2.0, 3.0, 4.0],
+                         "reference": [kept, json.dumps(moved), None, {"end_to_end": json.loads(kept), "kernels": moved}]})
+    assert [was_drifted(r) for r in rows["reference"]] == [False, True, False, True]
+    out, left_out = undisturbed(rows)
+    assert left_out == 2 and list(out["median_us"]) == [1.0, 3.0]
