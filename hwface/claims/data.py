@@ -193,6 +193,7 @@ def load_rounds(data: ClaimsData, db) -> None:
 def load_predicted(data: ClaimsData) -> None:
     """Predict every measured network and kernel with the regime's predictor, if one is trained."""
     from hwface.latency.estimate import estimate_network
+    from hwface.latency.overhead import network_weight_mb
     from hwface.nas.lookup import LatencyModel
 
     try:
@@ -212,7 +213,8 @@ def load_predicted(data: ClaimsData) -> None:
             continue
         if data.overhead is not None:  # in the network's state (a rounds run's), as its kernel sum
             calls, reference_sum = sum(k.calls for k in n.kernels), (n.kernel_sum_us or 0.0) / n.state
-            n.overhead_us = data.overhead.of(calls, reference_sum) * n.state
+            weights = network_weight_mb((k.key.to_str(), k.calls) for k in n.kernels)
+            n.overhead_us = data.overhead.of(calls, reference_sum, weights) * n.state
         # the kernels it ran (as `hwface predictor eval` answers a held-out network): a zoo variant has no zoo name
         est = estimate_network([(k.key.to_str(), k.calls) for k in n.kernels], lm.lookup)
         n.predicted_us, n.predicted_low_us, n.predicted_high_us = est.total_us, est.low_us, est.high_us

@@ -20,6 +20,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from hwface.latency.overhead import network_weight_mb
+
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def estimate_network(kernels: Iterable[tuple[str, int]], lookup) -> NetworkEstim
     calls = int(n.sum())
     spent = ans.latency_us * n
     ksum = float(spent.sum())
-    over = overhead.of(calls, ksum)
+    over = overhead.of(calls, ksum, network_weight_mb(items) if overhead.w_us_per_mb else 0.0)
     total = ksum + over
     down = up = 0.0
     if items:

@@ -81,6 +81,12 @@ def _weight_elems(key: LayerKey, cin: int, cout: int) -> int:
     return 0
 
 
+def weight_bytes(key: LayerKey) -> int:
+    """Bytes of the constants a kernel reads (weights and per-channel vectors, see :func:`_weight_elems`)."""
+    cin = _dims(key.input_shapes[0])[0] if key.input_shapes else 0
+    return DTYPE_BYTES.get(key.dtype, 4) * _weight_elems(key, cin, _dims(key.output_shape)[0])
+
+
 def features(key: LayerKey) -> dict[str, float]:
     """All :data:`FEATURES` of one kernel, by name."""
     cin, hin, win = _dims(key.input_shapes[0]) if key.input_shapes else (0, 0, 0)

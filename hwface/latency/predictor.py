@@ -8,11 +8,8 @@ one row per layer key (the median of its measurements), on log latency:
   (``mode="per_kind"``, kinds with few rows fall back to the global one); both are
   fitted on a held-back fifth of the keys and the better is kept;
 - an *interval* model (XGBoost quantile regression, p10 and p90 of the same target);
-- the network's *overhead* beyond its kernels: ``end_to_end - sum(kernels) =
-  b * kernel_calls + r * sum(kernels)`` (VM dispatch and allocations a call;
-  colder caches than in a kernel's own timing loop, in proportion to its work),
-  non-negative least squares on the training networks' relative error, with the
-  p10/p90 of its relative residual.
+- the network's *overhead* beyond its kernels (:mod:`hwface.latency.overhead`),
+  fitted on the training networks, with the p10/p90 of its relative residual.
 
 Saved in XGBoost's own UBJSON format, one file per model, in a folder
 ``latency_db/<target>.<regime>.predictor/`` with ``sidecar.json``: the feature
@@ -24,7 +21,7 @@ fingerprint and refuses a mismatch in one line that says how to retrain.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ import numpy as np
 from hwface.errors import HwfaceError
 from hwface.latency.features import FEATURE_VERSION, FEATURES, feature_matrix
 from hwface.latency.key import LayerKey
+from hwface.latency.overhead import Overhead, fit_overhead, network_weight_mb
 from hwface.latency.reference import ReferenceState, canonical_state, normalized_networks, normalized_rows
 
 MODES = ("global", "per_kind")
@@ -50,48 +48,6 @@ WORK_FLOOR = 1000.0  # work of an empty kernel (launch and loop overhead), multi
 
 class PredictorError(HwfaceError):
     """No predictor, a corrupt one, or one trained for other features or data."""
-
-
-@dataclass(frozen=True)
-class Overhead:
-    """A network's time beyond its kernels: ``a_us + b_us * kernel_calls + r * kernel_sum_us``, and its band.
-
-    ``rel_p10``/``rel_p90`` are the relative residuals of the fit on the training networks.
-    """
-
-    a_us: float
-    b_us: float
-    rel_p10: float = 0.0
-    rel_p90: float = 0.0
-    networks: int = 0
-    r: float = 0.0  # share of the kernels' own (hot-loop) time added by running them in sequence
-
-    def of(self, kernel_calls: int, kernel_sum_us: float) -> float:
-        """Overhead in microseconds of a network of ``kernel_calls`` calls summing to ``kernel_sum_us``."""
-        return self.a_us + self.b_us * kernel_calls + self.r * kernel_sum_us
-
-
-def fit_overhead(kernel_sums_us, end_to_end_us, kernel_calls) -> Overhead:
-    """``end_to_end - sum(kernels) = b * calls + r * sum(kernels)`` over training networks (b, r >= 0).
-
-    Least squares on the relative error (residuals weighted by ``1 / end_to_end``,
-    since the networks range over two orders of magnitude; an unweighted fit with
-    an intercept followed the timing noise of the largest zoo networks: a = -60
-    ms for a 70 ms network). No intercept (``a_us`` = 0). ``b`` is what the VM
-    adds a call (see ``benchmarks/vm_call_overhead.py``); ``r`` is the kernels
-    running slower in sequence than each in its own hot loop, which dominates
-    once they are tuned (rocketlake, session 13: untuned zoo networks r = 0.004,
-    tuned networks about 0.25). No network: zero.
-    """
-    from scipy.optimize import nnls
-
-    s, e, n = (np.asarray(x, dtype=float) for x in (kernel_sums_us, end_to_end_us, kernel_calls))
-    if s.size == 0:
-        return Overhead(0.0, 0.0)
-    (b, r), _ = nnls(np.column_stack([n / e, s / e]), (e - s) / e)
-    fit = Overhead(0.0, float(b), networks=int(s.size), r=float(r))
-    rel = e / (s + fit.of(n, s)) - 1.0
-    return replace(fit, rel_p10=float(np.percentile(rel, 10)), rel_p90=float(np.percentile(rel, 90)))
 
 
 def training_table(frame) -> tuple[list[LayerKey], np.ndarray]:
@@ -306,8 +262,8 @@ def train_predictor(frame, networks, target: str, regime: str, fingerprint: str,
     x = feature_matrix(keys)
     point = _fit_point(mode, keys, x, y)
     interval = _train(QUANTILE_PARAMS, x, y)
-    overhead = fit_overhead(networks["kernel_sum_us"], networks["median_us"], networks["kernel_calls"]) \
-        if len(networks) else Overhead(0.0, 0.0)
+    overhead = fit_overhead(networks["kernel_sum_us"], networks["median_us"], networks["kernel_calls"],
+                            [network_weight_mb(k) for k in networks["kernels"]]) if len(networks) else Overhead(0.0, 0.0)
     metrics = {"mode_rmspe_on_held_back_fifth": scores, "distinct_keys": len(keys)}
     return Predictor(target, regime, fingerprint, mode, point, interval, overhead, len(frame), trials_per_kernel,
                      metrics, state)

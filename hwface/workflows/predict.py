@@ -138,6 +138,7 @@ def evaluate(target: str = "host", regime: str = "default", folder: str | Path |
     from hwface.latency.estimate import estimate_network, madds_baseline
     from hwface.latency.key import LayerKey
     from hwface.latency.metrics import accuracy, coverage
+    from hwface.latency.overhead import network_weight_mb
     from hwface.latency.reference import normalized_networks, normalized_rows, undisturbed
     from hwface.latency.store import LatencyStore
 
@@ -159,7 +160,8 @@ def evaluate(target: str = "host", regime: str = "default", folder: str | Path |
     measured = held["median_us"].to_numpy()
     ours = np.array([e.total_us for e in est])
     own_sums = np.array([sum(own.get(k, np.nan) * n for k, n in ks) for ks in held["kernels"]])
-    ceiling = own_sums + np.array([pred.overhead.of(c, k) for c, k in zip(held["kernel_calls"], own_sums)])
+    ceiling = own_sums + np.array([pred.overhead.of(c, k, network_weight_mb(ks))
+                                   for c, k, ks in zip(held["kernel_calls"], own_sums, held["kernels"])])
     madds = madds_baseline(train_nets["madds"], train_nets["median_us"]) if len(train_nets) >= 2 else None
     network = {"predictor": accuracy(ours, measured), "sum_of_measured_kernels": accuracy(ceiling, measured)}
     if madds is not None:

@@ -10,7 +10,8 @@ import pytest
 from hwface.latency.features import FEATURES, features
 from hwface.latency.fingerprint import current_fingerprint
 from hwface.latency.metrics import accuracy, coverage
-from hwface.latency.predictor import Predictor, PredictorError, fit_overhead, predictor_dir
+from hwface.latency.overhead import fit_overhead, network_weight_mb
+from hwface.latency.predictor import Predictor, PredictorError, predictor_dir
 from hwface.latency.store import LatencyStore, db_path
 from hwface.targets import load_target
 from tests.conftest import assert_one_line_error
@@ -53,6 +54,25 @@ def test_overhead_has_a_share_of_the_kernel_sum_and_a_cost_per_call():
     o = fit_overhead(sums, sums * 1.25 + 2.0 * calls, calls)  # tuned networks: colder caches, then the VM's calls
     assert o.r == pytest.approx(0.25) and o.b_us == pytest.approx(2.0) and o.of(10, 1_000.0) == pytest.approx(270.0)
     assert o.rel_p10 == pytest.approx(0.0, abs=1e-9) and o.rel_p90 == pytest.approx(0.0, abs=1e-9)
+
+
+def test_overhead_takes_a_weights_term_only_when_it_predicts_left_out_networks_better():
+    rng = np.random.default_rng(3)
+    sums, calls, mb = rng.uniform(3e3, 15e3, 8), rng.integers(30, 280, 8), rng.uniform(2.0, 30.0, 8)
+    cold = sums * 1.1 + 1.0 * calls + 60.0 * mb  # weights fetched at 60 us a megabyte in sequence
+    o = fit_overhead(sums, cold, calls, mb)
+    assert o.w_us_per_mb == pytest.approx(60.0) and o.r == pytest.approx(0.1) and o.b_us == pytest.approx(1.0)
+    assert o.of(10, 1_000.0, 2.0) == pytest.approx(10 + 100 + 120)
+    hot = sums * 1.1 + 1.0 * calls * rng.uniform(0.98, 1.02, 8)  # no weights cost: the term is left out
+    assert fit_overhead(sums, hot, calls, mb).w_us_per_mb == 0.0
+    assert fit_overhead(sums[:4], cold[:4], calls[:4], mb[:4]).w_us_per_mb == 0.0  # too few networks to tell
+
+
+def test_a_networks_weights_count_every_call():
+    key = _conv_key("pwconv", 64, 128, 14, 1, 1)
+    one = network_weight_mb([(key.to_str(), 1)])
+    assert one == pytest.approx(4 * (64 * 128 + 2 * 128) / 1e6)  # float32 weights, a bias and a PReLU slope
+    assert network_weight_mb([(key.to_str(), 3)]) == pytest.approx(3 * one)
 
 
 def test_train_predict_save_load_and_the_heldout_split(fixture_db, cli):
