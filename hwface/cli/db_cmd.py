@@ -110,8 +110,8 @@ def run_stats(args: argparse.Namespace) -> int:
         relations = db.relations(fp)
         st["fingerprints"] = {d: {"describes": Fingerprint.from_dict(f).describe(), "relation": relations[d]}
                               for d, f in db.fingerprints().items()}
-        st["archived"] = db.archived_count()
-        st["archived_networks"] = db.archived_networks()
+        st["archived"] = db.archived()
+        st["archived_networks"] = db.archived("networks")
     if args.format == "json":
         print(json.dumps(st, indent=2))
         return 0
@@ -146,7 +146,7 @@ def run_prune(args: argparse.Namespace) -> int:
     today, described = fp.digest(), fp.describe()
     with _open(args, write=not args.dry_run) as db:
         moved = db.prune_stale(fp, dry_run=args.dry_run)
-        archived = db.archived_count()
+        archived = db.archived()
     if args.format == "json":
         print(json.dumps({"fingerprint": today, "dry_run": args.dry_run, "moved": moved, "archived": archived},
                          indent=2))

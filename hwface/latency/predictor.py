@@ -128,8 +128,6 @@ class Predictor:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("point.*.ubj"):  # a previous mode's per-kind models must not outlive it
-            old.unlink()
         files = {}
         for kind, booster in self.point.items():
             name = f"point.{kind or 'all'}.ubj"
@@ -145,6 +143,8 @@ class Predictor:
             "reference_state": self.reference.to_dict() if self.reference else None,
         }
         (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+        for old in set(folder.glob("point.*.ubj")) - {folder / name for name in files.values()}:
+            old.unlink()  # a previous mode's per-kind models, once the sidecar no longer names them
         return folder
 
     @classmethod

@@ -623,13 +623,11 @@ class LatencyStore:
                 _move_to_archive(c, table, w, args, f"measured again: {name}")
         return moved
 
-    def archived_count(self) -> int:
-        """Kernel rows in the archive."""
-        return self._conn.execute("SELECT COUNT(*) FROM archived_measurements").fetchone()[0]
-
-    def archived_networks(self) -> int:
-        """End-to-end network rows in the archive."""
-        return self._conn.execute("SELECT COUNT(*) FROM archived_networks").fetchone()[0]
+    def archived(self, table: str = "measurements") -> int:
+        """Rows in the archive of ``table``: ``measurements`` (kernel rows) or ``networks`` (end to end)."""
+        if table not in ("measurements", "networks"):
+            raise HwfaceError(f"no archive of {table!r} (known: measurements, networks)")
+        return self._conn.execute(f"SELECT COUNT(*) FROM archived_{table}").fetchone()[0]
 
     # -- networks -----------------------------------------------------------------
     def add_network(self, net: "NetworkMeasurement") -> bool:

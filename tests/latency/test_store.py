@@ -158,9 +158,9 @@ def test_prune_archives_stale_rows_and_deletes_nothing(tmp_path):
     with LatencyStore(tmp_path / "db.sqlite") as db:
         db.add([_m(0, fingerprint=old), _m(1, fingerprint=old), _m(2, fingerprint=new)])
         assert db.prune_stale(new, dry_run=True) == {"default": 2}
-        assert len(db.frame()) == 3 and db.archived_count() == 0
+        assert len(db.frame()) == 3 and db.archived() == 0
         assert db.prune_stale(new) == {"default": 2}
-        assert list(db.frame()["median_us"]) == [12.0] and db.archived_count() == 2
+        assert list(db.frame()["median_us"]) == [12.0] and db.archived() == 2
         current, skipped = db.current_frame(new.digest(), "default")
         assert list(current["median_us"]) == [12.0] and skipped == 0
         assert db.prune_stale(new) == {}
@@ -272,9 +272,9 @@ def test_archive_network_moves_one_networks_rows_of_one_fingerprint_and_regime(t
         for name, f in (("net_a", fp), ("net_b", fp), ("net_a", other)):
             db.add_network(_network(name, f.digest()))
         assert db.archive_network("net_a", "tuned", fp.digest(), dry_run=True) == {"measurements": 2, "networks": 1}
-        assert (db.archived_count(), db.archived_networks()) == (0, 0)
+        assert (db.archived(), db.archived("networks")) == (0, 0)
         assert db.archive_network("net_a", "tuned", fp.digest()) == {"measurements": 2, "networks": 1}
-        assert (db.archived_count(), db.archived_networks()) == (2, 1)
+        assert (db.archived(), db.archived("networks")) == (2, 1)
         assert sorted(db.frame()["median_us"]) == [12.0, 13.0, 14.0]
         left = db.networks_frame()
         assert sorted(zip(left["name"], left["fingerprint"])) == sorted([("net_b", fp.digest()),
