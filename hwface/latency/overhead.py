@@ -14,10 +14,12 @@
 Non-negative least squares on the relative error (residuals weighted by
 ``1 / end_to_end``: the networks range over two orders of magnitude, and an
 unweighted fit with an intercept followed the timing noise of the largest zoo
-networks). The weights term is kept only when it predicts the training
-networks better, left out one at a time, than ``b`` and ``r`` alone, and only
-from :data:`MIN_NETWORKS_FOR_WEIGHTS` training networks up (three parameters on
-three networks fit anything).
+networks). The band (p10/p90 of the relative residual) is that of each training
+network left out of the fit, from :data:`MIN_NETWORKS_FOR_BAND` networks up (the
+fit's own residuals understate a new network's error). The weights term is kept
+only when it predicts the training networks better, left out one at a time, than
+``b`` and ``r`` alone, and only from :data:`MIN_NETWORKS_FOR_WEIGHTS` training
+networks up (three parameters on three networks fit anything).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Iterable
 import numpy as np
 
 MIN_NETWORKS_FOR_WEIGHTS = 5
+MIN_NETWORKS_FOR_BAND = 3  # from three networks up, the band is that of networks left out of the fit
 MB = 1e6
 
 
@@ -81,13 +84,18 @@ def _predicted(coef: dict[str, float], s, n, w) -> np.ndarray:
     return s + coef.get("b", 0.0) * n + coef.get("r", 0.0) * s + coef.get("w", 0.0) * w
 
 
-def _left_one_out_rmspe(names: tuple[str, ...], s, e, n, w) -> float:
-    errors = []
+def _left_one_out(names: tuple[str, ...], s, e, n, w) -> np.ndarray:
+    """Each network's relative error when the overhead is fitted on the others (``e / predicted - 1``)."""
+    out = np.empty(s.size)
     for i in range(s.size):
         keep = np.arange(s.size) != i
         coef = _fit(names, s[keep], e[keep], n[keep], w[keep])
-        errors.append(_predicted(coef, s[i:i + 1], n[i:i + 1], w[i:i + 1])[0] / e[i] - 1.0)
-    return float(np.sqrt(np.mean(np.square(errors))))
+        out[i] = e[i] / _predicted(coef, s[i:i + 1], n[i:i + 1], w[i:i + 1])[0] - 1.0
+    return out
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x))))
 
 
 def fit_overhead(kernel_sums_us, end_to_end_us, kernel_calls, weight_mb=None) -> Overhead:
@@ -108,9 +116,9 @@ def fit_overhead(kernel_sums_us, end_to_end_us, kernel_calls, weight_mb=None) ->
     w = np.zeros_like(s) if weight_mb is None else np.asarray(weight_mb, dtype=float)
     names: tuple[str, ...] = ("b", "r")
     if weight_mb is not None and s.size >= MIN_NETWORKS_FOR_WEIGHTS and \
-            _left_one_out_rmspe(("b", "r", "w"), s, e, n, w) < _left_one_out_rmspe(names, s, e, n, w):
+            _rms(_left_one_out(("b", "r", "w"), s, e, n, w)) < _rms(_left_one_out(names, s, e, n, w)):
         names = ("b", "r", "w")
     coef = _fit(names, s, e, n, w)
-    rel = e / _predicted(coef, s, n, w) - 1.0
+    rel = _left_one_out(names, s, e, n, w) if s.size >= MIN_NETWORKS_FOR_BAND else e / _predicted(coef, s, n, w) - 1.0
     return Overhead(0.0, coef["b"], rel_p10=float(np.percentile(rel, 10)), rel_p90=float(np.percentile(rel, 90)),
                     networks=int(s.size), r=coef["r"], w_us_per_mb=coef.get("w", 0.0))

@@ -68,6 +68,17 @@ def test_overhead_takes_a_weights_term_only_when_it_predicts_left_out_networks_b
     assert fit_overhead(sums[:4], cold[:4], calls[:4], mb[:4]).w_us_per_mb == 0.0  # too few networks to tell
 
 
+def test_the_overhead_band_is_that_of_networks_left_out_of_the_fit():
+    from hwface.latency.overhead import _predicted
+
+    rng = np.random.default_rng(5)
+    sums, calls = rng.uniform(3e3, 15e3, 6), rng.integers(30, 280, 6)
+    e2e = (sums * 1.3 + 2.0 * calls) * rng.uniform(0.9, 1.1, 6)
+    o = fit_overhead(sums, e2e, calls)
+    own = e2e / _predicted({"b": o.b_us, "r": o.r}, sums, calls, np.zeros(6)) - 1.0
+    assert o.rel_p90 - o.rel_p10 > np.percentile(own, 90) - np.percentile(own, 10)  # wider than the fit's own
+
+
 def test_a_networks_weights_count_every_call():
     key = _conv_key("pwconv", 64, 128, 14, 1, 1)
     one = network_weight_mb([(key.to_str(), 1)])
