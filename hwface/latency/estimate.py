@@ -23,7 +23,6 @@ import numpy as np
 from hwface.latency.overhead import network_weight_mb
 
 
-
 @dataclass(frozen=True)
 class KernelEstimate:
     """One distinct kernel of a network: latency of one call and its band (microseconds), calls, source."""

@@ -39,7 +39,8 @@ MB = 1e6
 class Overhead:
     """``a_us + b_us * kernel_calls + r * kernel_sum_us + w_us_per_mb * weight_mb`` and its relative band.
 
-    ``rel_p10``/``rel_p90`` are the relative residuals of the fit on the training networks.
+    ``rel_p10``/``rel_p90``: p10/p90 of ``end_to_end / predicted - 1`` over the training networks
+    (each left out of the fit, from :data:`MIN_NETWORKS_FOR_BAND` networks up).
     """
 
     a_us: float
