@@ -69,7 +69,7 @@ class NetworkFigures:
         None when not measured. Where they disagree more, the end-to-end run was
         disturbed (the drift guard kept it after its attempts) and a ratio resting
         on it says nothing. The overhead (VM dispatch, colder caches than in a
-        kernel's own timing loop: :class:`hwface.latency.predictor.Overhead`) is the
+        kernel's own timing loop, weights fetched: :class:`hwface.latency.overhead.Overhead`) is the
         tuned predictor's, fitted on its training networks: a tuned network's
         kernels sum to 0.7-0.8 of its end-to-end time on the session-13 rocketlake
         box with nothing disturbed. Without a predictor (or one fitted on no

@@ -90,8 +90,9 @@ def claims_markdown(data: ClaimsData, claims: list[Claim], charts: dict[str, str
 def _additivity_bullet(data: ClaimsData) -> str:
     o = data.overhead
     overhead = ("the kernels' sum (no predictor fitted an overhead on training networks)" if o is None else
-                f"the kernels' sum plus the predictor's overhead ({o.r:.1%} of the sum and {o.b_us:.1f} us a kernel "
-                f"call, fitted on its {o.networks} training networks)")
+                f"the kernels' sum plus the predictor's overhead ({o.r:.1%} of the sum, {o.b_us:.1f} us a kernel "
+                f"call{f' and {o.w_us_per_mb:.0f} us a MB of weights' if o.w_us_per_mb else ''}, fitted on its "
+                f"{o.networks} training networks)")
     return (f"- A network whose end-to-end time and {overhead} disagree by more than {MAX_GAP:.0%} had its end-to-end "
             "run disturbed (the drift guard kept it after its attempts): its cases read \"(disturbed)\" and stay out "
             "of the verdicts (`sum/e2e` in the zoo table is the kernels' sum alone).")

@@ -1,14 +1,15 @@
 """A network's latency from its kernels: measured where the database has the key, predicted elsewhere, plus overhead.
 
-``network = sum over kernel calls (measured or predicted latency) + overhead(calls, sum)``
-(:class:`~hwface.latency.predictor.Overhead`). The p10-p90 interval takes the
+``network = sum over kernel calls (measured or predicted latency) + overhead(calls, sum, weights)``
+(:class:`~hwface.latency.overhead.Overhead`). The p10-p90 interval takes the
 kernels' errors as independent: each kernel call contributes its latency times
 the log-width of its own band (predicted: the quantile model's p10/p90;
 measured: its rows' p10-p90), added in quadrature, and the result is combined,
-again in quadrature, with the relative residual band of the overhead fit on the
-training networks (what additivity misses). Adding the kernel bands as fully
-correlated covered 100% of the session-6 held-out networks with a band of
-±18%; independent errors alone 64% (±2.6%); with the overhead band 79% (±5%).
+again in quadrature, with the overhead's band (the relative errors of training
+networks each left out of its fit: what additivity misses). Session 6, with the
+band of the fit's own residuals: adding the kernel bands as fully correlated
+covered 100% of the held-out networks with a band of ±18%; independent errors
+alone 64% (±2.6%); with the overhead band 79% (±5%).
 Every kernel says where its number came from.
 """
 

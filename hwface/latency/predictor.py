@@ -9,7 +9,8 @@ one row per layer key (the median of its measurements), on log latency:
   fitted on a held-back fifth of the keys and the better is kept;
 - an *interval* model (XGBoost quantile regression, p10 and p90 of the same target);
 - the network's *overhead* beyond its kernels (:mod:`hwface.latency.overhead`),
-  fitted on the training networks, with the p10/p90 of its relative residual.
+  fitted on the training networks, with the p10/p90 of their relative errors
+  when each is left out of the fit.
 
 Saved in XGBoost's own UBJSON format, one file per model, in a folder
 ``latency_db/<target>.<regime>.predictor/`` with ``sidecar.json``: the feature
@@ -174,6 +175,10 @@ class Predictor:
             for kind, name in side["point_models"].items():
                 point[kind] = xgb.Booster(model_file=str(folder / name))
             interval = xgb.Booster(model_file=str(folder / side["interval_model"]))
+            state = side.get("reference_state")
+            return cls(side["target"], side["regime"], side["fingerprint"], side["mode"], point, interval,
+                       Overhead(**side["overhead"]), side["rows"], side.get("trials_per_kernel"),
+                       side.get("metrics", {}), ReferenceState(**state) if state else None)
         except FileNotFoundError as exc:
             raise PredictorError(f"no trained predictor at {folder} ({Path(exc.filename or '').name} missing): "
                                  "train one with `hwface predictor train`") from None
@@ -181,10 +186,6 @@ class Predictor:
             raise PredictorError(f"corrupt predictor at {folder}: {type(exc).__name__}: "
                                  f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}; "
                                  "retrain with `hwface predictor train`") from None
-        state = side.get("reference_state")
-        return cls(side["target"], side["regime"], side["fingerprint"], side["mode"], point, interval,
-                   Overhead(**side["overhead"]), side["rows"], side.get("trials_per_kernel"), side.get("metrics", {}),
-                   ReferenceState(**state) if state else None)
 
 
 def _point_predict(models: dict[str, Any], keys: list[LayerKey], x: np.ndarray) -> np.ndarray:

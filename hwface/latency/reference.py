@@ -62,8 +62,8 @@ def was_drifted(reference: Any) -> bool:
 def undisturbed(rows):
     """``(rows, left_out)``: the rows (kernel or network frame with ``reference``) whose batches were not kept drifted.
 
-    A batch kept ``drifted`` moved more than the guard allows on every attempt:
-    its timings describe a disturbed machine, so they neither train a predictor
+    A batch kept ``drifted`` still failed the guard on its last attempt (a
+    reference moved, or other processes were busy): its timings describe a disturbed machine, so they neither train a predictor
     nor answer a lookup (they stay in the database with their references).
     """
     if rows.empty or "reference" not in rows:

@@ -2,7 +2,7 @@
 
 Kernels come first from the database (current rows of the fingerprint), then
 from the XGBoost predictor (:class:`hwface.latency.lookup.KernelLookup`); a
-network is its kernels plus the fitted overhead (per call and a share of the kernel sum)
+network is its kernels plus the fitted overhead (per call, a share of the kernel sum, per MB of weights)
 (:func:`hwface.latency.estimate.estimate_network`). A network can be
 
 - an :class:`~hwface.nas.spec.ArchSpec` or its dict: its kernels come from the

@@ -63,8 +63,18 @@ def test_overhead_takes_a_weights_term_only_when_it_predicts_left_out_networks_b
     o = fit_overhead(sums, cold, calls, mb)
     assert o.w_us_per_mb == pytest.approx(60.0) and o.r == pytest.approx(0.1) and o.b_us == pytest.approx(1.0)
     assert o.of(10, 1_000.0, 2.0) == pytest.approx(10 + 100 + 120)
-    hot = sums * 1.1 + 1.0 * calls * rng.uniform(0.98, 1.02, 8)  # no weights cost: the term is left out
-    assert fit_overhead(sums, hot, calls, mb).w_us_per_mb == 0.0
+    # no weights cost, timing noise only: where the noise happens to give w > 0 in the fit itself, the
+    # left-out errors mostly refuse the term
+    from hwface.latency.overhead import _fit
+
+    kept = chance = 0
+    for seed in range(20):
+        noise = np.random.default_rng(seed).uniform(0.96, 1.04, 8)
+        hot = (sums * 1.1 + 1.0 * calls) * noise
+        if _fit(("b", "r", "w"), sums, hot, calls, mb)["w"] > 0:
+            chance += 1
+            kept += fit_overhead(sums, hot, calls, mb).w_us_per_mb > 0
+    assert chance >= 5 and kept <= chance // 2
     assert fit_overhead(sums[:4], cold[:4], calls[:4], mb[:4]).w_us_per_mb == 0.0  # too few networks to tell
 
 
@@ -130,6 +140,8 @@ def test_mismatched_or_corrupt_predictors_are_refused_in_one_line(fixture_db, cl
     (folder / "sidecar.json").write_text(json.dumps({**side, "overhead": legacy}))
     old = Predictor.load(folder)
     assert old.overhead.r == 0.0 and old.overhead.of(10, 1e6) == pytest.approx(legacy["b_us"] * 10)
+    (folder / "sidecar.json").write_text(json.dumps({**side, "overhead": {**side["overhead"], "q": 1.0}}))
+    assert_one_line_error(cli("predictor", "eval"), "corrupt predictor", "TypeError")
     (folder / "sidecar.json").write_text(json.dumps(side))
     (folder / "interval.ubj").write_bytes(b"not a model")
     assert_one_line_error(cli("predictor", "eval"), "corrupt predictor")
