@@ -17,9 +17,9 @@ unweighted fit with an intercept followed the timing noise of the largest zoo
 networks). The band (p10/p90 of the relative residual) is that of each training
 network left out of the fit, from :data:`MIN_NETWORKS_FOR_BAND` networks up (the
 fit's own residuals understate a new network's error). The weights term is kept
-only when it predicts the training networks better, left out one at a time, than
-``b`` and ``r`` alone, and only from :data:`MIN_NETWORKS_FOR_WEIGHTS` training
-networks up (three parameters on three networks fit anything).
+only when the root mean square of those left-out errors is smaller with it than
+with ``b`` and ``r`` alone, and only from :data:`MIN_NETWORKS_FOR_WEIGHTS`
+training networks up (three parameters on three networks fit anything).
 """
 
 from __future__ import annotations
@@ -115,11 +115,12 @@ def fit_overhead(kernel_sums_us, end_to_end_us, kernel_calls, weight_mb=None) ->
     if s.size == 0:
         return Overhead(0.0, 0.0)
     w = np.zeros_like(s) if weight_mb is None else np.asarray(weight_mb, dtype=float)
-    names: tuple[str, ...] = ("b", "r")
-    if weight_mb is not None and s.size >= MIN_NETWORKS_FOR_WEIGHTS and \
-            _rms(_left_one_out(("b", "r", "w"), s, e, n, w)) < _rms(_left_one_out(names, s, e, n, w)):
-        names = ("b", "r", "w")
+    forms: list[tuple[str, ...]] = [("b", "r")]
+    if weight_mb is not None and s.size >= MIN_NETWORKS_FOR_WEIGHTS:
+        forms.append(("b", "r", "w"))
+    left_out = {f: _left_one_out(f, s, e, n, w) for f in forms} if s.size >= MIN_NETWORKS_FOR_BAND else {}
+    names = min(forms, key=lambda f: _rms(left_out[f])) if len(forms) > 1 else forms[0]  # a tie keeps b and r
     coef = _fit(names, s, e, n, w)
-    rel = _left_one_out(names, s, e, n, w) if s.size >= MIN_NETWORKS_FOR_BAND else e / _predicted(coef, s, n, w) - 1.0
+    rel = left_out[names] if left_out else e / _predicted(coef, s, n, w) - 1.0
     return Overhead(0.0, coef["b"], rel_p10=float(np.percentile(rel, 10)), rel_p90=float(np.percentile(rel, 90)),
                     networks=int(s.size), r=coef["r"], w_us_per_mb=coef.get("w", 0.0))

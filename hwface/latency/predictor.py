@@ -263,8 +263,9 @@ def train_predictor(frame, networks, target: str, regime: str, fingerprint: str,
     x = feature_matrix(keys)
     point = _fit_point(mode, keys, x, y)
     interval = _train(QUANTILE_PARAMS, x, y)
-    overhead = fit_overhead(networks["kernel_sum_us"], networks["median_us"], networks["kernel_calls"],
-                            [network_weight_mb(k) for k in networks["kernels"]]) if len(networks) else Overhead(0.0, 0.0)
+    overhead = Overhead(0.0, 0.0) if networks.empty else fit_overhead(
+        networks["kernel_sum_us"], networks["median_us"], networks["kernel_calls"],
+        [network_weight_mb(k) for k in networks["kernels"]])
     metrics = {"mode_rmspe_on_held_back_fifth": scores, "distinct_keys": len(keys)}
     return Predictor(target, regime, fingerprint, mode, point, interval, overhead, len(frame), trials_per_kernel,
                      metrics, state)

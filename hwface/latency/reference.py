@@ -63,8 +63,9 @@ def undisturbed(rows):
     """``(rows, left_out)``: the rows (kernel or network frame with ``reference``) whose batches were not kept drifted.
 
     A batch kept ``drifted`` still failed the guard on its last attempt (a
-    reference moved, or other processes were busy): its timings describe a disturbed machine, so they neither train a predictor
-    nor answer a lookup (they stay in the database with their references).
+    reference moved, or other processes were busy): its timings describe a
+    disturbed machine, so they neither train a predictor nor answer a lookup
+    (they stay in the database with their references).
     """
     if rows.empty or "reference" not in rows:
         return rows, 0

@@ -48,8 +48,8 @@ def test_networks_scale_end_to_end_and_kernel_sum_by_their_own_batches():
 def test_rows_whose_batch_was_kept_drifted_are_left_out():
     kept = json.dumps({**json.loads(_ref(100, 2000)), "drifted": False})
     moved = {**json.loads(_ref(150, 2000)), "drifted": True}
-    rows = pd.DataFrame({"median_us": [1.0, 2.0, 3.0, 4.0],
-                         "reference": [kept, json.dumps(moved), None, {"end_to_end": json.loads(kept), "kernels": moved}]})
+    network = {"end_to_end": json.loads(kept), "kernels": moved}  # a network's record: one batch of two drifted
+    rows = pd.DataFrame({"median_us": [1.0, 2.0, 3.0, 4.0], "reference": [kept, json.dumps(moved), None, network]})
     assert [was_drifted(r) for r in rows["reference"]] == [False, True, False, True]
     out, left_out = undisturbed(rows)
     assert left_out == 2 and list(out["median_us"]) == [1.0, 3.0]
